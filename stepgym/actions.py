@@ -1,0 +1,115 @@
+"""Action encodings shared by every environment: a positive setting chosen on a log scale.
+
+``continuous``: ``Box(-1, 1, (1,))`` mapped log-uniformly onto ``[low, high]``
+(``a = -1`` gives ``low``, ``a = 1`` gives ``high``); values outside [-1, 1] are clipped.
+``discrete``: ``Discrete(n)``, action ``i`` gives the i-th of ``n`` log-spaced values from
+``low`` to ``high``.
+
+An action that cannot be decoded (wrong shape, NaN, a discrete index out of range) raises
+:class:`InvalidActionError`; environments turn that into an episode end with
+``info["termination_reason"] == "invalid_action"``, leaving their state untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from gymnasium import spaces
+
+from stepgym.errors import ConfigError, StepGymError
+
+ACTION_KINDS = ("continuous", "discrete")
+ActionKind = Literal["continuous", "discrete"]
+
+
+class InvalidActionError(StepGymError, ValueError):
+    """An action that does not belong to the environment's action space."""
+
+
+@dataclass(frozen=True)
+class LogActionMap:
+    """Maps agent actions onto a positive setting on a log scale."""
+
+    low: float
+    """Smallest setting (action -1, or index 0)."""
+    high: float
+    """Largest setting (action +1, or index n-1)."""
+    kind: str = "continuous"
+    """'continuous' (Box[-1, 1]) or 'discrete' (Discrete(n))."""
+    n: int = 10
+    """Number of log-spaced values in discrete mode."""
+    space: spaces.Space[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTION_KINDS:
+            raise ConfigError(
+                f"unknown action kind {self.kind!r}; choose one of {', '.join(ACTION_KINDS)}."
+            )
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and 0 < self.low < self.high):
+            raise ConfigError(
+                f"the action range needs 0 < low < high (both finite), got "
+                f"low={self.low}, high={self.high}."
+            )
+        if self.kind == "discrete" and (not isinstance(self.n, int) or self.n < 2):
+            raise ConfigError(f"a discrete action needs n >= 2 values, got n={self.n!r}.")
+        space: spaces.Space[Any]
+        if self.kind == "continuous":
+            space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        else:
+            space = spaces.Discrete(self.n)
+        object.__setattr__(self, "space", space)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The discrete grid (also meaningful as a reference grid in continuous mode)."""
+        return np.logspace(math.log10(self.low), math.log10(self.high), self.n)
+
+    def decode(self, action: object) -> float:
+        """The setting an action stands for; raises InvalidActionError if it stands for none."""
+        if self.kind == "discrete":
+            arr = np.asarray(action)
+            if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer):
+                raise InvalidActionError(
+                    f"a discrete action must be one integer in [0, {self.n - 1}], got {action!r}."
+                )
+            index = int(arr.reshape(-1)[0])
+            if not 0 <= index < self.n:
+                raise InvalidActionError(
+                    f"discrete action {index} is out of range; choose an integer in [0, {self.n - 1}]."
+                )
+            return float(self.values[index])
+        try:
+            arr = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidActionError(
+                f"a continuous action must be a number or an array of shape (1,), got {action!r}."
+            ) from None
+        if arr.size != 1:
+            raise InvalidActionError(
+                f"a continuous action must have shape (1,), got shape {arr.shape}."
+            )
+        value = float(arr.reshape(-1)[0])
+        if not math.isfinite(value):
+            raise InvalidActionError(f"a continuous action must be finite, got {value}.")
+        return self.from_unit(value)
+
+    def from_unit(self, unit: float) -> float:
+        """Setting for a continuous action ``unit`` in [-1, 1] (clipped)."""
+        u = min(1.0, max(-1.0, unit))
+        log_low, log_high = math.log10(self.low), math.log10(self.high)
+        return float(10.0 ** (log_low + (u + 1.0) * 0.5 * (log_high - log_low)))
+
+    def to_unit(self, setting: float) -> float:
+        """Inverse of :meth:`from_unit`: the continuous action that gives ``setting`` (clipped)."""
+        log_low, log_high = math.log10(self.low), math.log10(self.high)
+        u = 2.0 * (math.log10(setting) - log_low) / (log_high - log_low) - 1.0
+        return min(1.0, max(-1.0, u))
+
+    def encode(self, setting: float) -> np.ndarray | int:
+        """The action closest to ``setting``: the nearest grid index, or the unit value."""
+        if self.kind == "discrete":
+            return int(np.argmin(np.abs(np.log(self.values) - math.log(setting))))
+        return np.array([self.to_unit(setting)], dtype=np.float32)

@@ -1,0 +1,131 @@
+"""The template every stepgym environment follows.
+
+``step()`` holds no physics and no training code: it decodes the action, asks the subclass
+to advance its process with the decoded setting, computes the observation from the feature
+set and the reward from the weighted reward terms, and reports why the episode ended.
+
+A subclass implements four hooks:
+
+- ``_reset_process(options)`` -> the state snapshot after reset (seeded by ``self.np_random``);
+- ``_advance(setting)`` -> :class:`Advance` (the new state snapshot, the transition record the
+  reward reads, and the reason the episode ends, if it does);
+- ``_info(state)`` -> the per-step metrics;
+- ``_failure_transition(reason)`` -> the transition record for an action that could not be
+  decoded (the process is not advanced).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import gymnasium as gym
+import numpy as np
+
+from stepgym.actions import InvalidActionError, LogActionMap
+from stepgym.errors import StepGymError
+from stepgym.features import FeatureSet
+from stepgym.rewards import WeightedReward
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S")  # state snapshot the features read
+T = TypeVar("T")  # transition record the reward terms read
+
+TRUNCATION_REASONS = frozenset({"horizon", "step_budget"})
+"""End reasons that are truncations (the task ran out), not terminations (it failed)."""
+
+
+class ResetNeeded(StepGymError, RuntimeError):
+    """step() was called before reset() or after the episode ended."""
+
+
+@dataclass(frozen=True)
+class Advance(Generic[S, T]):
+    """What a subclass's ``_advance`` returns."""
+
+    state: S
+    """State snapshot after the advance (read by the features)."""
+    transition: T
+    """Transition record (read by the reward terms)."""
+    end_reason: str | None = None
+    """Why the episode ends now, or None if it goes on. Reasons in TRUNCATION_REASONS truncate."""
+    info: Mapping[str, Any] | None = None
+    """Extra per-step entries merged into ``info`` (e.g. an error message)."""
+
+
+class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
+    """Base class: action map + process + feature set + weighted reward."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium convention
+
+    def __init__(
+        self, action_map: LogActionMap, features: FeatureSet[S], reward: WeightedReward[T]
+    ) -> None:
+        self.action_map = action_map
+        self.features = features
+        self.reward_fn = reward
+        self.action_space = action_map.space
+        self.observation_space = features.space
+        self._state: S | None = None
+        self._done = True
+        self._end_reason: str | None = None
+
+    # -- hooks --------------------------------------------------------------------------------
+    def _reset_process(self, options: Mapping[str, Any]) -> S:
+        raise NotImplementedError
+
+    def _advance(self, setting: float) -> Advance[S, T]:
+        raise NotImplementedError
+
+    def _info(self, state: S) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _failure_transition(self, reason: str) -> T:
+        raise NotImplementedError
+
+    # -- Gymnasium API ------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._state = self._reset_process(options or {})
+        self._done = False
+        self._end_reason = None
+        info = self._info(self._state)
+        info["termination_reason"] = None
+        return self.features(self._state), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._state is None or self._done:
+            raise ResetNeeded(
+                "step() called on an environment whose episode "
+                + ("has not started" if self._state is None else f"ended ({self._end_reason})")
+                + "; call reset() first."
+            )
+        extra: Mapping[str, Any] = {}
+        try:
+            setting = self.action_map.decode(action)
+        except InvalidActionError as error:
+            logger.warning("invalid action ends the episode: %s", error)
+            advance: Advance[S, T] = Advance(
+                self._state, self._failure_transition("invalid_action"), "invalid_action",
+                {"error": str(error)},
+            )
+        else:
+            advance = self._advance(setting)
+        self._state = advance.state
+        extra = advance.info or {}
+        reward, terms = self.reward_fn(advance.transition)
+        reason = advance.end_reason
+        terminated = reason is not None and reason not in TRUNCATION_REASONS
+        truncated = reason in TRUNCATION_REASONS
+        self._done = reason is not None
+        self._end_reason = reason
+        info = self._info(advance.state)
+        info.update(extra)
+        info["reward_terms"] = terms
+        info["termination_reason"] = reason
+        return self.features(advance.state), reward, terminated, truncated, info

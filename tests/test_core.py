@@ -1,0 +1,88 @@
+"""The shared machinery: registries, features, rewards, action maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stepgym.actions import InvalidActionError, LogActionMap
+from stepgym.errors import ConfigError, UnknownNameError
+from stepgym.features import Feature, FeatureSet
+from stepgym.registry import Registry
+from stepgym.rewards import RewardTerm, WeightedReward
+
+
+def test_registry_unknown_name_suggests_and_lists_choices() -> None:
+    reg: Registry[int] = Registry("integrator")
+    reg.add("leapfrog", 1)
+    reg.add("whfast", 2)
+    with pytest.raises(UnknownNameError) as err:
+        reg.get("leapfrg")
+    message = str(err.value)
+    assert "Did you mean 'leapfrog'?" in message
+    assert "leapfrog, whfast" in message
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.add("whfast", 3)
+    assert reg.names() == ["leapfrog", "whfast"]
+
+
+def test_feature_set_space_matches_values_and_clips() -> None:
+    reg: Registry[Feature[dict]] = Registry("feature")
+    reg.add("a", Feature("a", lambda s: s["a"], -1.0, 1.0))
+    reg.add("b", Feature("b", lambda s: s["b"], 0.0, 10.0, size=2))
+    fs = FeatureSet(reg, ["b", "a"])
+    assert fs.space.shape == (3,)
+    obs = fs({"a": 5.0, "b": [np.nan, -np.inf]})
+    assert obs.dtype == np.float32
+    np.testing.assert_array_equal(obs, [10.0, 0.0, 1.0])
+    assert fs.space.contains(obs)
+    with pytest.raises(ConfigError, match="listed twice"):
+        FeatureSet(reg, ["a", "a"])
+    with pytest.raises(UnknownNameError, match="Valid choices: a, b"):
+        FeatureSet(reg, ["c"])
+
+
+def test_feature_size_mismatch_is_reported() -> None:
+    reg: Registry[Feature[dict]] = Registry("feature")
+    reg.add("a", Feature("a", lambda s: [1.0, 2.0], -1.0, 1.0))
+    with pytest.raises(RuntimeError, match="declares size=1"):
+        FeatureSet(reg, ["a"])({})
+
+
+def test_weighted_reward_sums_terms_and_presets() -> None:
+    reg: Registry[RewardTerm[float]] = Registry("reward term")
+    reg.add("x", RewardTerm("x", lambda t: t))
+    reg.add("one", RewardTerm("one", lambda t: 1.0))
+    presets: Registry[dict[str, float]] = Registry("reward preset")
+    presets.add("both", {"x": 2.0, "one": -0.5})
+    total, parts = WeightedReward(reg, "both", presets)(3.0)
+    assert total == pytest.approx(5.5)
+    assert parts == {"x": 6.0, "one": -0.5}
+    with pytest.raises(ConfigError, match="finite"):
+        WeightedReward(reg, {"x": float("nan")})
+    with pytest.raises(UnknownNameError, match="Did you mean 'both'"):
+        WeightedReward(reg, "bth", presets)
+
+
+def test_log_action_map_continuous_and_discrete() -> None:
+    cont = LogActionMap(1e-4, 1e-1, "continuous")
+    assert cont.decode(np.array([-1.0])) == pytest.approx(1e-4)
+    assert cont.decode(np.array([1.0])) == pytest.approx(1e-1)
+    assert cont.decode(np.array([0.0])) == pytest.approx(10**-2.5)
+    assert cont.decode(np.array([7.0])) == pytest.approx(1e-1)  # clipped
+    assert cont.decode(cont.encode(3e-3)) == pytest.approx(3e-3)
+    with pytest.raises(InvalidActionError, match="finite"):
+        cont.decode(np.array([np.nan]))
+    with pytest.raises(InvalidActionError, match="shape"):
+        cont.decode(np.zeros(2))
+    disc = LogActionMap(1e-4, 1e-1, "discrete", n=4)
+    assert [disc.decode(i) for i in range(4)] == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1])
+    assert disc.encode(1.1e-3) == 1
+    with pytest.raises(InvalidActionError, match=r"\[0, 3\]"):
+        disc.decode(4)
+    with pytest.raises(InvalidActionError):
+        disc.decode(0.5)
+    with pytest.raises(ConfigError, match="choose one of continuous, discrete"):
+        LogActionMap(1e-4, 1e-1, "box")
+    with pytest.raises(ConfigError, match="0 < low < high"):
+        LogActionMap(1e-1, 1e-4)
