@@ -72,6 +72,8 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         self._state: S | None = None
         self._done = True
         self._end_reason: str | None = None
+        self.last_info: dict[str, Any] = {}
+        """The info dict of the latest reset/step (baseline controllers read it)."""
 
     # -- hooks --------------------------------------------------------------------------------
     def _reset_process(self, options: Mapping[str, Any]) -> S:
@@ -96,6 +98,7 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         self._end_reason = None
         info = self._info(self._state)
         info["termination_reason"] = None
+        self.last_info = info
         return self.features(self._state), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -128,4 +131,5 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         info.update(extra)
         info["reward_terms"] = terms
         info["termination_reason"] = reason
+        self.last_info = info
         return self.features(advance.state), reward, terminated, truncated, info
