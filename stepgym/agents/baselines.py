@@ -1,0 +1,338 @@
+"""Classical step-size controllers, answering the same ``predict`` protocol as an SB3 policy.
+
+Each baseline is a :class:`BaselineSpec` in ``BASELINES``: a factory taking the baseline's
+parameter (None for the default), the env keyword arguments it needs (e.g.
+``step_mode="timescale"``), and the range its parameter is swept over. Before an episode the
+evaluator calls ``bind(env)``; controllers read ``env.unwrapped.action_map`` (to encode the
+setting they want) and ``env.unwrapped.last_info`` (what the env reported last).
+
+Adding a baseline is a one-file change: write the controller (or reuse one) and
+``BASELINES.add(name, BaselineSpec(...))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from stepgym.actions import LogActionMap
+from stepgym.errors import ConfigError, StepGymError
+from stepgym.registry import Registry
+
+
+class Controller:
+    """Base class: binds to an env and answers SB3's ``predict`` with an action of that env."""
+
+    def __init__(self) -> None:
+        self.env: gym.Env[Any, Any] | None = None
+
+    def bind(self, env: gym.Env[Any, Any]) -> None:
+        """Attach to ``env`` (called by the evaluator before each episode's reset)."""
+        if not hasattr(env.unwrapped, "action_map"):
+            raise ConfigError(
+                f"baseline {type(self).__name__} needs a stepgym StepSizeEnv (with an "
+                f"action_map), got {env.unwrapped!r}."
+            )
+        self.env = env
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous episode."""
+
+    @property
+    def action_map(self) -> LogActionMap:
+        if self.env is None:
+            raise StepGymError(f"{type(self).__name__}.bind(env) must be called before predict().")
+        action_map: LogActionMap = self.env.unwrapped.action_map  # type: ignore[attr-defined]
+        return action_map
+
+    @property
+    def last_info(self) -> Mapping[str, Any]:
+        info: Mapping[str, Any] = getattr(self.action_env, "last_info", {})
+        return info
+
+    @property
+    def action_env(self) -> Any:
+        if self.env is None:
+            raise StepGymError(f"{type(self).__name__}.bind(env) must be called before predict().")
+        return self.env.unwrapped
+
+    def setting(self) -> float:
+        """The setting (step, accuracy parameter, learning rate, r) to apply next."""
+        raise NotImplementedError
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, Any]:
+        if episode_start is not None and bool(np.any(episode_start)):
+            self.reset()
+        return self.action_map.encode(self.setting()), state
+
+
+class ConstantSetting(Controller):
+    """Holds one setting for the whole episode (a fixed step, the timescale rule's eta, ...)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def setting(self) -> float:
+        return self.value
+
+
+class CosineSchedule(Controller):
+    """lr(t) = floor + (peak - floor) (1 + cos(pi t / T)) / 2 over the episode's T steps;
+    the floor is the smallest learning rate the action range allows."""
+
+    def __init__(self, peak: float) -> None:
+        super().__init__()
+        self.peak = peak
+
+    def setting(self) -> float:
+        step = float(self.last_info.get("step", 0) or 0)
+        total = _episode_steps(self.action_env)
+        floor = min(self.action_map.low, self.peak)
+        return floor + (self.peak - floor) * 0.5 * (
+            1.0 + math.cos(math.pi * min(step / total, 1.0))
+        )
+
+
+def _episode_steps(env: Any) -> float:
+    config = getattr(env, "config", None)
+    for owner, name in ((config, "max_steps"), (env, "max_steps"), (env, "horizon")):
+        value = getattr(owner, name, None)
+        if isinstance(value, int | float) and value > 0:
+            return float(value)
+    return 200.0
+
+
+class PIController(Controller):
+    """Error-per-step PI control of the setting from the observed energy-error growth.
+
+    Each decision the local error estimate is the growth of the relative energy error since
+    the previous decision, ``e_n = | |dE_n| - |dE_{n-1}| |``, compared with the target growth
+    per decision ``target``. The setting follows the standard PI step-size rule
+    (Gustafsson 1991; Söderlind 2002)::
+
+        h_{n+1} = h_n * safety * (target / e_n) ** k_I * (e_{n-1} / e_n) ** k_P
+
+    with ``k_I = 0.3 / k``, ``k_P = 0.4 / k`` and ``k = order + 1`` (``order`` of the error
+    growth in the setting: 2 for leapfrog-type steps), ``safety = 0.9`` and the change per
+    decision limited to ``[1/5, 5]``. The first decision uses ``initial`` (default: the
+    geometric middle of the action range).
+    """
+
+    def __init__(
+        self,
+        target: float,
+        order: float = 2.0,
+        safety: float = 0.9,
+        initial: float | None = None,
+        max_change: float = 5.0,
+    ) -> None:
+        super().__init__()
+        if not target > 0:
+            raise ConfigError(f"the PI controller's target error growth must be > 0, got {target}.")
+        self.target, self.order, self.safety = target, order, safety
+        self.initial, self.max_change = initial, max_change
+        self.k_i, self.k_p = 0.3 / (order + 1.0), 0.4 / (order + 1.0)
+        self.reset()
+
+    def reset(self) -> None:
+        self.current: float | None = None
+        self.previous_abs_error: float | None = None
+        self.previous_growth: float | None = None
+
+    def setting(self) -> float:
+        abs_error = abs(float(self.last_info.get("energy_error", 0.0) or 0.0))
+        if self.current is None:
+            self.current = self.initial or math.sqrt(self.action_map.low * self.action_map.high)
+        elif self.previous_abs_error is not None:
+            growth = max(abs(abs_error - self.previous_abs_error), 1e-300)
+            previous = self.previous_growth if self.previous_growth is not None else growth
+            if not math.isfinite(growth):
+                factor = 1.0 / self.max_change
+            else:
+                factor = (
+                    self.safety
+                    * (self.target / growth) ** self.k_i
+                    * (previous / growth) ** self.k_p
+                )
+            factor = min(self.max_change, max(1.0 / self.max_change, factor))
+            self.current = min(
+                self.action_map.high, max(self.action_map.low, self.current * factor)
+            )
+            self.previous_growth = growth
+        self.previous_abs_error = abs_error
+        return self.current
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """A registered baseline controller."""
+
+    factory: Callable[[float], Controller]
+    """Builds the controller from its parameter value."""
+    doc: str
+    """One line: what it does."""
+    domain: str
+    """'three_body', 'cross_entropy' or 'any': the environments it applies to."""
+    parameter: str | None = None
+    """Name of the swept parameter (None: the baseline has none)."""
+    default: float | None = None
+    """Parameter value used when none is given (None: the middle of the range)."""
+    env_overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Env keyword arguments this baseline needs (applied over the user's)."""
+    param_range: tuple[float, float] | None = None
+    """Sweep range; None: the action range of the env built with ``env_overrides``."""
+
+    @property
+    def parametrised(self) -> bool:
+        return self.parameter is not None
+
+    def sweep_range(self, action_map: LogActionMap) -> tuple[float, float]:
+        """(low, high) of the parameter sweep for an env with this action map."""
+        return self.param_range or (action_map.low, action_map.high)
+
+    def resolve(self, value: float | None, action_map: LogActionMap) -> float:
+        """The parameter to use: ``value``, else the default, else the range's log-middle."""
+        if value is not None:
+            return value
+        if self.default is not None:
+            return self.default
+        low, high = self.sweep_range(action_map)
+        return math.sqrt(low * high)
+
+    def grid(self, action_map: LogActionMap, n: int) -> list[float]:
+        """``n`` log-spaced parameter values over the sweep range."""
+        low, high = self.sweep_range(action_map)
+        return [float(v) for v in np.logspace(math.log10(low), math.log10(high), n)]
+
+
+BASELINES: Registry[BaselineSpec] = Registry("baseline")
+
+# -- three-body ------------------------------------------------------------------------------
+BASELINES.add(
+    "fixed",
+    BaselineSpec(
+        ConstantSetting,
+        "one fixed setting (step or accuracy parameter) for the whole run",
+        "three_body",
+        parameter="setting",
+    ),
+)
+BASELINES.add(
+    "timescale",
+    BaselineSpec(
+        ConstantSetting,
+        "timescale rule: step = eta x dynamical timescale (constant eta)",
+        "three_body",
+        parameter="eta",
+        env_overrides={"step_mode": "timescale"},
+    ),
+)
+BASELINES.add(
+    "ias15",
+    BaselineSpec(
+        lambda _value: ConstantSetting(1e-9),
+        "IAS15's own adaptive step control at its default accuracy epsilon = 1e-9",
+        "three_body",
+        env_overrides={"integrator": "ias15", "step_mode": "raw"},
+    ),
+)
+BASELINES.add(
+    "pi",
+    BaselineSpec(
+        PIController,
+        "PI error-per-step control of the setting on the energy-error growth",
+        "three_body",
+        parameter="target",
+        default=1e-9,
+        param_range=(1e-13, 1e-5),
+    ),
+)
+# -- cross-entropy ---------------------------------------------------------------------------
+BASELINES.add(
+    "fixed_lr",
+    BaselineSpec(
+        ConstantSetting,
+        "fixed learning rate",
+        "cross_entropy",
+        parameter="lr",
+    ),
+)
+BASELINES.add(
+    "cosine",
+    BaselineSpec(
+        CosineSchedule,
+        "cosine decay from a peak learning rate over the episode",
+        "cross_entropy",
+        parameter="peak_lr",
+    ),
+)
+BASELINES.add(
+    "grad_clip",
+    BaselineSpec(
+        ConstantSetting,
+        "fixed learning rate with the gradient norm clipped to 1",
+        "cross_entropy",
+        parameter="lr",
+        env_overrides={"grad_clip": 1.0},
+    ),
+)
+BASELINES.add(
+    "rho_cap",
+    BaselineSpec(
+        ConstantSetting,
+        "fixed learning rate with the update capped at rho_a (Prop 5.2)",
+        "cross_entropy",
+        parameter="lr",
+        env_overrides={"update_cap": "rho_a"},
+    ),
+)
+BASELINES.add(
+    "rho_set",
+    BaselineSpec(
+        ConstantSetting,
+        "rho-set: every update rescaled to r = target x rho_a",
+        "cross_entropy",
+        parameter="r",
+        default=1.0,
+        env_overrides={"action": "radius"},
+    ),
+)
+BASELINES.add(
+    "ngd",
+    BaselineSpec(
+        ConstantSetting,
+        "normalised gradient descent at a fixed learning rate",
+        "cross_entropy",
+        parameter="lr",
+        env_overrides={"optimizer": "ngd"},
+    ),
+)
+
+
+def baselines_for(domain: str) -> list[str]:
+    """Names of the baselines that apply to ``domain``."""
+    return [name for name, spec in BASELINES.items() if spec.domain in (domain, "any")]
+
+
+def check_baseline(name: str, domain: str) -> BaselineSpec:
+    """The spec of ``name``; raises if it does not exist or does not apply to ``domain``."""
+    spec = BASELINES.get(name)
+    if spec.domain not in (domain, "any"):
+        raise ConfigError(
+            f"baseline {name!r} is for {spec.domain} environments, not {domain}; choose one of "
+            f"{', '.join(baselines_for(domain))}."
+        )
+    return spec

@@ -1,0 +1,151 @@
+"""Configs of the ``stepgym`` subcommands: frozen dataclasses, one docstring per field.
+
+tyro turns each into a command line (``stepgym train --help`` lists every field with its
+docstring); the same objects are used from Python, e.g. ``train(TrainConfig(seed=3))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Train an SB3 agent on a registered step-size environment."""
+
+    env_id: str = "stepgym/ThreeBody-v0"
+    """Registered Gymnasium id of the environment."""
+    env_kwargs: str = "{}"
+    """Environment keyword arguments as a JSON object, e.g. '{"integrator": "whfast"}'."""
+    algo: Literal["ppo", "dqn"] = "ppo"
+    """SB3 algorithm: 'ppo' (any action space) or 'dqn' (discrete actions only)."""
+    total_timesteps: int = 50_000
+    """Environment steps (decisions) to train for, summed over the parallel environments."""
+    n_envs: int = 4
+    """Parallel training environments."""
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    """'dummy' runs the environments in this process, 'subproc' one process each."""
+    seed: int = 0
+    """Seed of everything: torch, numpy, the environments' instances."""
+    exp_name: str = "ppo"
+    """Experiment name, part of the run directory's name."""
+    runs_dir: Path = Path("runs")
+    """Where run directories <env>__<exp>__<seed>__<time> are created."""
+    learning_rate: float = 3e-4
+    """Optimizer learning rate of the agent."""
+    n_steps: int = 256
+    """PPO: steps per environment per rollout."""
+    batch_size: int = 64
+    """Minibatch size."""
+    n_epochs: int = 10
+    """PPO: optimisation epochs per rollout."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """PPO: GAE lambda."""
+    ent_coef: float = 0.0
+    """PPO: entropy bonus coefficient."""
+    net_arch: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the policy and value networks."""
+    norm_obs: bool = True
+    """Normalise observations with VecNormalize (statistics saved with every model)."""
+    norm_reward: bool = True
+    """Normalise rewards with VecNormalize during training."""
+    eval_freq: int = 2_000
+    """Evaluate on held-out instances every this many steps (summed over envs); 0 disables."""
+    n_eval_episodes: int = 5
+    """Held-out episodes per periodic evaluation."""
+    checkpoint_freq: int = 10_000
+    """Save a checkpoint every this many steps (summed over envs); 0 disables."""
+    progress_bar: bool = True
+    """Show a progress bar (tqdm + rich)."""
+    torch_threads: int = 1
+    """Torch CPU threads (small networks train fastest on one)."""
+    verbose: int = 0
+    """SB3 verbosity: 0 quiet, 1 info."""
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluate a trained policy and/or baseline controllers on held-out instances."""
+
+    policy: Path | None = None
+    """Run directory (or a model .zip in it) from 'stepgym train'; omit to score baselines only."""
+    use_best: bool = True
+    """Load the best model kept by periodic evaluation (best/), if the run has one."""
+    env_id: str | None = None
+    """Environment id; defaults to the policy's training environment."""
+    env_kwargs: str | None = None
+    """Environment keyword arguments as JSON; default: the policy's, else '{}'. Held-out
+    overrides (e.g. split='test') are always applied."""
+    baselines: tuple[str, ...] | None = None
+    """Baseline controllers to score (see 'stepgym evaluate --list-baselines'); default: the
+    environment's reference baselines. Parametrised ones are run over their grid."""
+    baseline_param: float | None = None
+    """Run a single parametrised baseline at this parameter instead of its grid."""
+    grid_points: int = 5
+    """Parameter values per parametrised baseline curve."""
+    match: str | None = None
+    """Parametrised baseline bisected to the policy's median cost; default: the environment's."""
+    bisect_iters: int = 6
+    """Bisection iterations (in log parameter space) of the matched-cost comparison."""
+    n_episodes: int = 20
+    """Held-out episodes per controller; episode i uses seed seed+offset+i."""
+    seed: int = 0
+    """Base seed of the held-out episodes."""
+    out_dir: Path | None = None
+    """Where tables and the plot go; default: <run>/eval or runs/eval__<env>__<time>."""
+    list_baselines: bool = False
+    """List the registered baselines and exit."""
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Evaluate policies trained on one integrator/optimizer/model on others, no retraining."""
+
+    policies: tuple[Path, ...] = ()
+    """Run directories of the trained policies (rows of the table)."""
+    targets: tuple[str, ...] = ()
+    """Values of the transfer axis to evaluate on (columns), e.g. whfast leapfrog saba."""
+    axis: str | None = None
+    """Env keyword that varies (default: 'integrator' for ThreeBody, 'optimizer' otherwise)."""
+    use_best: bool = True
+    """Use each run's best model if it has one."""
+    n_episodes: int = 20
+    """Held-out episodes per cell."""
+    seed: int = 0
+    """Base seed of the held-out episodes."""
+    out_dir: Path = Path("runs/transfer")
+    """Where transfer.md and transfer.csv go."""
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """Train a small PPO agent on ThreeBody-v0, then compare it with the fixed grid and the
+    timescale rule on held-out instances."""
+
+    env_id: str = "stepgym/ThreeBody-v0"
+    """Environment id."""
+    env_kwargs: str = '{"integrator": "leapfrog", "step_mode": "timescale"}'
+    """Environment keyword arguments (JSON): a fixed-step integrator driven by the
+    dimensionless step eta, where the timescale rule is the baseline to beat."""
+    total_timesteps: int = 12_000
+    """PPO training steps."""
+    n_envs: int = 4
+    """Parallel training environments."""
+    n_episodes: int = 20
+    """Held-out evaluation episodes per controller."""
+    grid_points: int = 4
+    """Parameter values per baseline curve."""
+    bisect_iters: int = 4
+    """Bisection iterations of the matched-cost comparison."""
+    seed: int = 0
+    """Seed of training and evaluation."""
+    runs_dir: Path = Path("runs")
+    """Where the run directory is created."""
+    horizon: int | None = None
+    """Decisions per episode (default: the environment's)."""
+    progress_bar: bool = True
+    """Show a progress bar during training."""

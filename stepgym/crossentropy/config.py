@@ -1,0 +1,189 @@
+"""The frozen configuration of a cross-entropy training episode, checked on construction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from stepgym.crossentropy.features import CE_FEATURES, DEFAULT_FEATURES
+from stepgym.crossentropy.models import MODELS
+from stepgym.crossentropy.rewards import REWARD_PRESETS, REWARD_TERMS
+from stepgym.crossentropy.tasks import TASKS, validate_arrays
+from stepgym.errors import ConfigError, check_positive_int, check_range
+from stepgym.integrators.optimizers import OPTIMIZERS
+from stepgym.radius import RADIUS_METHODS, SAMPLE_SETS
+
+ACTION_MODES = ("continuous", "discrete", "radius")
+SPIKE_MODES = ("persistent", "single")
+UPDATE_CAPS = ("none", "rho_a")
+
+
+@dataclass(frozen=True)
+class CrossEntropyConfig:
+    """Every setting of :class:`stepgym.envs.cross_entropy.CrossEntropyEnv`."""
+
+    task: str = "digits"
+    """A :data:`stepgym.crossentropy.tasks.TASKS` name; arrays ``X``, ``y`` imply ``custom``."""
+    model: str = "mlp"
+    """A :data:`stepgym.crossentropy.models.MODELS` name."""
+    optimizer: str = "adam"
+    """A :data:`stepgym.integrators.optimizers.OPTIMIZERS` name."""
+    action: str = "continuous"
+    """'continuous' / 'discrete': the agent picks the learning rate on a log scale in
+    ``[lr * lr_range[0], lr * lr_range[1]]`` (action 0 / the middle index = ``lr``);
+    'radius': the agent picks r in ``r_range`` and the update is rescaled to tau = r rho_a."""
+    lr: float | None = None
+    """Base learning rate (None: the optimizer's default). In radius mode the raw update is
+    computed at this rate and then rescaled."""
+    lr_range: tuple[float, float] = (1e-2, 1e2)
+    """Multipliers of ``lr`` at the two ends of the learning-rate action."""
+    r_range: tuple[float, float] = (0.01, 10.0)
+    """Range of the normalised step r in radius mode (log-uniform)."""
+    n_actions: int = 9
+    """Grid size in discrete mode (discrete radius mode included)."""
+    radius_action_kind: str = "continuous"
+    """Encoding of the radius action: 'continuous' or 'discrete'."""
+    max_steps: int = 200
+    """Optimizer steps per episode; the episode is truncated with reason 'step_budget'."""
+    batch_size: int | None = 64
+    """Mini-batch size (None: full batch). Batches run through seeded epoch permutations."""
+    val_fraction: float = 0.2
+    """Share of the data held out for validation (stratified)."""
+    n_samples: int | None = None
+    """Dataset size of synthetic tasks (separable, worst_case, blobs)."""
+    label_noise: float = 0.1
+    """Fraction of redrawn labels in 'blobs'."""
+    sample_set: str = "batch"
+    """Which samples rho_a's max runs over: 'batch', 'probe' (fixed random subset of the
+    training set of size ``probe_size``, drawn at reset) or 'train' (all training samples)."""
+    probe_size: int = 256
+    """Size of the probe set."""
+    radius_method: str = "jvp"
+    """'jvp' (exact, one forward-mode pass) or 'fd' (central finite differences, 3 forwards)."""
+    temperature: float = 1.0
+    """Logit temperature T: the loss sees z / T, and rho_a = pi T / Delta_a."""
+    spike_factor: float = 1.0
+    """Learning-rate spike factor k (1: no spike). In lr modes the learning rate is multiplied
+    by k; in radius mode the raw optimizer update is multiplied by k BEFORE the rescale to
+    tau = r rho_a (which therefore absorbs it)."""
+    spike_step: int = 0
+    """First (0-based) step the spike applies to."""
+    spike_mode: str = "persistent"
+    """'persistent' (every step from ``spike_step`` on) or 'single' (that step only)."""
+    grad_clip: float | None = None
+    """Clip the gradient norm to this value before the optimizer step (None: no clipping)."""
+    update_cap: str = "none"
+    """'none' or 'rho_a': scale the actual update by min(1, rho_a / tau) (Prop 5.2)."""
+    divergence_loss: float = 100.0
+    """A training or validation loss above this (or any non-finite loss/weight) is divergence."""
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    """Observation features, names in :data:`stepgym.crossentropy.features.CE_FEATURES`."""
+    reward: str | Mapping[str, float] = "accuracy"
+    """A preset name in REWARD_PRESETS or ``{term: weight}`` over REWARD_TERMS."""
+    sharpness_iters: int = 5
+    """Hessian-vector power iterations for the optional ``log_sharpness`` feature."""
+    hidden: int = 128
+    """Hidden width of the models."""
+    X: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """Features of a custom task (n, d)."""
+    y: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """Labels of a custom task (n,)."""
+
+    def __post_init__(self) -> None:
+        for name, registry in (("task", TASKS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
+            registry.get(getattr(self, name))  # raises with "did you mean"
+        for name, choices in (
+            ("action", ACTION_MODES),
+            ("spike_mode", SPIKE_MODES),
+            ("update_cap", UPDATE_CAPS),
+            ("sample_set", SAMPLE_SETS),
+            ("radius_method", RADIUS_METHODS),
+            ("radius_action_kind", ("continuous", "discrete")),
+        ):
+            if getattr(self, name) not in choices:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} is not valid; "
+                    f"choose one of {', '.join(choices)}."
+                )
+        if self.lr is not None:
+            check_range("lr", self.lr, 0.0, math.inf, inclusive=False)
+        for name in ("lr_range", "r_range"):
+            low, high = _pair(name, getattr(self, name))
+            if not 0 < low < high < math.inf:
+                raise ConfigError(f"{name} needs 0 < low < high, got {getattr(self, name)!r}.")
+        check_positive_int("max_steps", self.max_steps)
+        check_positive_int("n_actions", self.n_actions)
+        check_positive_int("probe_size", self.probe_size)
+        check_positive_int("sharpness_iters", self.sharpness_iters)
+        check_positive_int("hidden", self.hidden)
+        if self.batch_size is not None:
+            check_positive_int("batch_size", self.batch_size)
+        if self.n_samples is not None:
+            check_positive_int("n_samples", self.n_samples)
+        if (
+            isinstance(self.spike_step, bool)
+            or not isinstance(self.spike_step, int)
+            or self.spike_step < 0
+        ):
+            raise ConfigError(f"spike_step must be an integer >= 0, got {self.spike_step!r}.")
+        check_range("val_fraction", self.val_fraction, 0.0, 1.0, inclusive=False)
+        check_range("label_noise", self.label_noise, 0.0, 1.0)
+        check_range("temperature", self.temperature, 0.0, math.inf, inclusive=False)
+        check_range("spike_factor", self.spike_factor, 0.0, math.inf, inclusive=False)
+        check_range("divergence_loss", self.divergence_loss, 0.0, math.inf, inclusive=False)
+        if self.grad_clip is not None:
+            check_range("grad_clip", self.grad_clip, 0.0, math.inf, inclusive=False)
+        names = (self.features,) if isinstance(self.features, str) else self.features
+        for feature in names:
+            CE_FEATURES.get(feature)
+        if isinstance(self.reward, str):
+            REWARD_PRESETS.get(self.reward)
+        elif isinstance(self.reward, Mapping):
+            for term in self.reward:
+                REWARD_TERMS.get(term)
+        else:
+            raise ConfigError(
+                f"reward must be a preset name or a dict of weights, got {self.reward!r}."
+            )
+        if (self.X is None) != (self.y is None):
+            raise ConfigError("pass both X and y for a custom task, or neither.")
+        if self.X is not None:
+            validate_arrays(self.X, self.y)
+            if self.task not in ("custom", "digits"):
+                raise ConfigError(
+                    f"X and y given together with task={self.task!r}; use task='custom'."
+                )
+            object.__setattr__(self, "task", "custom")
+        elif self.task == "custom":
+            raise ConfigError("task='custom' needs X (n, d) and y (n,) keyword arguments.")
+        object.__setattr__(self, "features", tuple(names))
+        object.__setattr__(self, "lr_range", tuple(float(v) for v in self.lr_range))
+        object.__setattr__(self, "r_range", tuple(float(v) for v in self.r_range))
+
+    @property
+    def base_lr(self) -> float:
+        """``lr`` or the optimizer's default."""
+        return self.lr if self.lr is not None else OPTIMIZERS.get(self.optimizer).default_lr
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> CrossEntropyConfig:
+        """Build from keyword arguments, naming the valid ones on a typo."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - valid)
+        if unknown:
+            raise ConfigError(
+                f"unknown CrossEntropy-v0 argument(s) {unknown}; valid: {', '.join(sorted(valid))}."
+            )
+        return cls(**kwargs)
+
+
+def _pair(name: str, value: object) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a pair (low, high), got {value!r}.") from None
+    return low, high

@@ -1,0 +1,352 @@
+"""One training run of a cross-entropy classifier, advanced one optimizer step at a time.
+
+:class:`Trainer` owns the data, the model and the optimizer of an episode. Each
+:meth:`Trainer.step` does, in order:
+
+1. forward + backward on the next mini-batch (logits divided by the temperature ``T``);
+2. optional gradient-norm clipping; the optimizer's ``prepare`` hook (ngd's beta);
+3. the optimizer step at learning rate ``lr x spike`` -- the action's lr, or the base lr in
+   radius mode -- measuring the ACTUAL update ``p`` (:class:`OptimizerIntegrator`);
+4. one JVP of the logits along ``v = p / ||p||`` at the OLD parameters over the sample set:
+   ``rho_a = pi T / max Delta_a`` (:mod:`stepgym.radius`);
+5. the commit ``theta = theta_old + s p`` with ``s = r rho_a / ||p||`` in radius mode (else 1),
+   times ``min(1, rho_a / (s ||p||))`` when ``update_cap="rho_a"``;
+6. validation loss/accuracy (eval mode) and the divergence check.
+
+Divergence (a non-finite loss, gradient or weight, or a loss above ``divergence_loss``) is
+reported in the outcome, never raised. Work is counted in passes: forward, backward, JVP and
+Hessian-vector products over the step's samples (validation forwards are counted apart).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stepgym.crossentropy.config import CrossEntropyConfig
+from stepgym.crossentropy.features import CEState
+from stepgym.crossentropy.models import ModelSpec, build_model
+from stepgym.crossentropy.rewards import CETransition
+from stepgym.crossentropy.tasks import TaskData, TaskRequest, load_task
+from stepgym.integrators.base import NO_WORK, Work
+from stepgym.integrators.optimizers import OptimizerIntegrator
+from stepgym.radius import estimate_radius, frozen_batchnorm_stats, normalized_step
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    """Cumulative passes over data (deterministic cost units)."""
+
+    forward: int = 0
+    backward: int = 0
+    jvp: int = 0
+    hvp: int = 0
+    eval_forward: int = 0
+
+    @property
+    def evaluations(self) -> int:
+        """Training-side passes: forward + backward + JVP + HVP (validation excluded)."""
+        return self.forward + self.backward + self.jvp + self.hvp
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What one :meth:`Trainer.step` produced."""
+
+    state: CEState
+    transition: CETransition
+    diverged: bool
+    info: dict[str, Any] = field(default_factory=dict)
+    work: Work = NO_WORK
+
+
+def top_eigenvalue(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    temperature: float,
+    iters: int,
+    generator: torch.Generator,
+) -> float:
+    """Largest Hessian eigenvalue of the batch loss by power iteration on HVPs."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    with frozen_batchnorm_stats(model):
+        loss = F.cross_entropy(model(x) / temperature, y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    vec = [torch.randn(p.shape, generator=generator) for p in params]
+    eig = math.nan
+    for _ in range(iters):
+        norm = torch.sqrt(sum((v.pow(2).sum() for v in vec), torch.zeros(())))
+        if not torch.isfinite(norm) or norm == 0:
+            return math.nan
+        vec = [v / norm for v in vec]
+        hvp = torch.autograd.grad(grads, params, vec, retain_graph=True)
+        eig = float(sum(float((h * v).sum()) for h, v in zip(hvp, vec, strict=True)))
+        vec = [h.detach() for h in hvp]
+    return eig
+
+
+class Trainer:
+    """Data, model and optimizer of one episode, seeded from ``rng``.
+
+    Args:
+        config: the episode's settings.
+        rng: the environment's ``np_random``; the split, initial weights, batch order and
+            probe set all derive from it.
+    """
+
+    def __init__(self, config: CrossEntropyConfig, rng: np.random.Generator) -> None:
+        self.config = config
+        request = TaskRequest(config.n_samples, config.label_noise, config.X, config.y)
+        self.data: TaskData = load_task(config.task, request, rng, config.val_fraction)
+        seed = int(rng.integers(0, 2**62))
+        self.generator = torch.Generator().manual_seed(seed)
+        spec = ModelSpec(
+            self.data.n_features, self.data.n_classes, self.data.image_side, config.hidden
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = build_model(config.model, spec)
+        self.integrator = OptimizerIntegrator(self.model, config.optimizer, config.base_lr)
+        n_train = len(self.data.y_train)
+        self.batch_size = min(config.batch_size or n_train, n_train)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+        probe = torch.randperm(n_train, generator=self.generator)[: config.probe_size]
+        self.probe = torch.sort(probe).values
+        self.counters = Counters()
+        self.step_count = 0
+        self.val_loss, self.val_accuracy = self._validate()
+        self.loss = self.val_loss
+        self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
+        self.last_step: dict[str, Any] = {
+            "tau": 0.0, "lr": 0.0, "optimizer_lr": 0.0, "scale": 1.0,
+            "raw_tau": 0.0, "r_target": None, "spike": 1.0, "step_evaluations": 0,
+        }  # fmt: skip
+        self.state = CEState(
+            rho_a=math.inf, r=0.0, loss=self.loss, loss_change=0.0, accuracy=self.val_accuracy,
+            val_accuracy=self.val_accuracy, val_loss=self.val_loss, grad_norm=0.0,
+            delta_a=0.0, progress=0.0, last_action=0.0,
+        )  # fmt: skip
+
+    # -- data -------------------------------------------------------------------------------
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.data.y_train)
+        if self.batch_size >= n:
+            return self.data.x_train, self.data.y_train
+        if self._cursor + self.batch_size > len(self._order):
+            self._order = torch.randperm(n, generator=self.generator)
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        return self.data.x_train[idx], self.data.y_train[idx]
+
+    def _sample_set(self, x_batch: torch.Tensor) -> torch.Tensor:
+        if self.config.sample_set == "batch":
+            return x_batch
+        if self.config.sample_set == "probe":
+            return self.data.x_train[self.probe]
+        return self.data.x_train
+
+    def _validate(self) -> tuple[float, float]:
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(self.data.x_val) / self.config.temperature
+            loss = float(F.cross_entropy(logits, self.data.y_val))
+            accuracy = float((logits.argmax(dim=-1) == self.data.y_val).float().mean())
+        self.model.train()
+        self.counters.eval_forward += 1
+        return loss, accuracy
+
+    # -- the step ---------------------------------------------------------------------------
+    def spike(self, step: int) -> float:
+        """Learning-rate spike factor at 0-based ``step``."""
+        cfg = self.config
+        hit = step >= cfg.spike_step if cfg.spike_mode == "persistent" else step == cfg.spike_step
+        return cfg.spike_factor if hit else 1.0
+
+    def step(self, setting: float, unit_action: float) -> StepOutcome:
+        """Advance training by one optimizer step; ``setting`` is the lr, or r in radius mode."""
+        cfg, start = self.config, time.perf_counter()
+        before = Counters(**vars(self.counters))
+        spike = self.spike(self.step_count)
+        self.step_count += 1
+        self.model.train()
+        x, y = self._next_batch()
+        params = [p for _, p in self.integrator.named]
+
+        logits = self.model(x) / cfg.temperature
+        loss_t = F.cross_entropy(logits, y)
+        loss = float(loss_t.detach())
+        accuracy = float((logits.argmax(dim=-1) == y).float().mean())
+        self.counters.forward += 1
+        info: dict[str, Any] = {"spike": spike}
+        sharpness = math.nan
+        if "log_sharpness" in cfg.features and math.isfinite(loss):
+            sharpness = top_eigenvalue(
+                self.model, x, y, cfg.temperature, cfg.sharpness_iters, self.generator
+            )
+            self.counters.hvp += 2 * cfg.sharpness_iters + 1
+        if not math.isfinite(loss) or loss > cfg.divergence_loss:
+            return self._diverged(setting, unit_action, loss, accuracy, info, before, start)
+
+        self.integrator.optimizer.zero_grad(set_to_none=True)
+        loss_t.backward()
+        self.counters.backward += 1
+        clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        grad_norm = min(grad_norm, clip)
+        if not math.isfinite(grad_norm):
+            return self._diverged(setting, unit_action, loss, accuracy, info, before, start)
+        self.integrator.prepare(logits.detach(), y)
+
+        optimizer_lr = (cfg.base_lr if cfg.action == "radius" else setting) * spike
+        proposal = self.integrator.propose(optimizer_lr)
+        raw_tau = proposal.norm
+        if not math.isfinite(raw_tau):
+            return self._diverged(setting, unit_action, loss, accuracy, info, before, start)
+        rho, delta_a = math.inf, 0.0
+        if raw_tau > 0.0:
+            estimate = estimate_radius(
+                self.model, self._sample_set(x), proposal.update, params=proposal.old,
+                temperature=cfg.temperature, method=cfg.radius_method,  # type: ignore[arg-type]
+                direction_norm=raw_tau,
+            )  # fmt: skip
+            rho, delta_a = estimate.rho_a, estimate.delta_a_max
+            self.counters.jvp += 1 if cfg.radius_method == "jvp" else 3
+        scale = 1.0
+        if cfg.action == "radius" and raw_tau > 0.0 and math.isfinite(rho):
+            scale = setting * rho / raw_tau
+        if cfg.update_cap == "rho_a" and raw_tau > 0.0:
+            scale *= min(1.0, rho / (scale * raw_tau))
+        self.integrator.commit(proposal, scale)
+        tau = scale * raw_tau
+
+        self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
+        self.val_loss, self.val_accuracy = self._validate()
+        weights_ok = all(bool(torch.isfinite(p).all()) for p in params)
+        diverged = (
+            not weights_ok
+            or not math.isfinite(self.val_loss)
+            or self.val_loss > cfg.divergence_loss
+        )
+        info.update(
+            {
+                "optimizer_lr": optimizer_lr,
+                "lr": optimizer_lr * scale,
+                "scale": scale,
+                "raw_tau": raw_tau,
+                "r_target": setting if cfg.action == "radius" else None,
+            }
+        )
+        info.update(self.integrator.state_summary())
+        state = CEState(
+            rho_a=rho,
+            r=normalized_step(tau, rho),
+            loss=loss,
+            loss_change=loss - self.loss,
+            accuracy=accuracy,
+            val_accuracy=self.val_accuracy,
+            val_loss=self.val_loss,
+            grad_norm=grad_norm,
+            delta_a=delta_a,
+            progress=self.step_count / cfg.max_steps,
+            last_action=unit_action,
+            sharpness=sharpness,
+            effective_step=self._effective_step(optimizer_lr * scale)
+            if "log_effective_step" in cfg.features
+            else math.nan,
+        )
+        self.loss = loss
+        return self._outcome(state, diverged, tau, info, before, start)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _effective_step(self, lr: float) -> float:
+        names = tuple(getattr(self.model, "scale_invariant", ())) or tuple(
+            n for n, p in self.integrator.named if p.ndim > 1
+        )
+        weights = dict(self.integrator.named)
+        steps = [lr / max(float(weights[n].detach().pow(2).sum()), 1e-30) for n in names]
+        return float(np.mean(steps)) if steps else math.nan
+
+    def _diverged(
+        self, setting: float, unit_action: float, loss: float, accuracy: float,
+        info: dict[str, Any], before: Counters, start: float,
+    ) -> StepOutcome:  # fmt: skip
+        self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
+        self.val_loss, self.val_accuracy = math.inf, 0.0
+        prev = self.state
+        state = CEState(
+            rho_a=prev.rho_a, r=math.nan, loss=loss, loss_change=math.nan, accuracy=accuracy,
+            val_accuracy=0.0, val_loss=math.inf, grad_norm=math.nan, delta_a=prev.delta_a,
+            progress=self.step_count / self.config.max_steps, last_action=unit_action,
+        )  # fmt: skip
+        info.update(
+            {"optimizer_lr": math.nan, "lr": math.nan, "scale": math.nan, "raw_tau": math.nan}
+        )
+        return self._outcome(state, True, math.nan, info, before, start)
+
+    def _outcome(
+        self, state: CEState, diverged: bool, tau: float, info: dict[str, Any],
+        before: Counters, start: float,
+    ) -> StepOutcome:  # fmt: skip
+        now = self.counters
+        spent = now.evaluations - before.evaluations
+        self.state = state
+        if diverged:
+            logger.info("training diverged at step %d (loss %s)", self.step_count, state.loss)
+        transition = CETransition(
+            val_accuracy=state.val_accuracy,
+            prev_val_accuracy=self.val_accuracy_prev,
+            val_loss=self.val_loss,
+            prev_val_loss=self.val_loss_prev,
+            diverged=diverged,
+            evaluations=float(spent),
+        )
+        info["tau"] = tau
+        info["step_evaluations"] = spent
+        self.last_step = info
+        wall = time.perf_counter() - start
+        return StepOutcome(state, transition, diverged, info, Work(float(spent), 1, wall))
+
+    def metrics(self) -> dict[str, Any]:
+        """The per-step info entries (NaN only on a diverged step).
+
+        ``sharpness`` / ``effective_step`` appear only when their features are selected.
+        ``cost`` is the cumulative training-side pass count (= ``evaluations``).
+        """
+        s, c = self.state, self.counters
+        metrics: dict[str, Any] = {
+            **self.last_step,
+            "step": self.step_count,
+            "rho_a": s.rho_a,
+            "r": s.r,
+            "loss": s.loss,
+            "accuracy": s.accuracy,
+            "val_loss": s.val_loss,
+            "val_accuracy": s.val_accuracy,
+            "delta_a": s.delta_a,
+            "grad_norm": s.grad_norm,
+            "evaluations": c.evaluations,
+            "forward_passes": c.forward,
+            "backward_passes": c.backward,
+            "jvp_passes": c.jvp,
+            "hvp_passes": c.hvp,
+            "eval_forward_passes": c.eval_forward,
+        }
+        metrics["cost"] = c.evaluations
+        if "log_sharpness" in self.config.features:
+            metrics["sharpness"] = s.sharpness
+        if "log_effective_step" in self.config.features:
+            metrics["effective_step"] = s.effective_step
+        return metrics

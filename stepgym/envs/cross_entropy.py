@@ -1,0 +1,171 @@
+"""``stepgym/CrossEntropy-v0``: choose the step size of a classifier's optimizer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from stepgym.actions import LogActionMap
+from stepgym.crossentropy.config import CrossEntropyConfig
+from stepgym.crossentropy.features import CE_FEATURES, CEState
+from stepgym.crossentropy.rewards import REWARD_PRESETS, REWARD_TERMS, CETransition
+from stepgym.crossentropy.trainer import Trainer
+from stepgym.envs.base import Advance, StepSizeEnv
+from stepgym.errors import ConfigError
+from stepgym.features import FeatureSet
+from stepgym.integrators.base import NO_WORK, Work
+from stepgym.rewards import WeightedReward
+
+logger = logging.getLogger(__name__)
+
+
+class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
+    r"""
+    ## Description
+
+    An agent sets, step by step, the step size of a gradient optimizer training a small
+    classifier with the cross-entropy loss. Besides the usual learning-rate action it can act
+    in units of the softmax convergence radius (Sao, "Ghosts of Softmax", arXiv 2603.13552):
+    along the update direction ``v`` the loss's Taylor series converges only within
+    ``rho_a = pi T / max_x Delta_a(x; v)``, where ``Delta_a`` is the spread of the directional
+    logit derivatives (one forward-mode JVP). The dimensionless step ``r = tau / rho_a``
+    (``tau = ||actual update||``) transfers across models and optimizers: ``r < 1`` is safe,
+    collapse sets in between 1 and 10.
+
+    Tasks (``task``): digits, breast_cancer, separable, worst_case, blobs, custom (``X``, ``y``).
+    Models (``model``): linear, mlp, mlp_layernorm, cnn, cnn_batchnorm, transformer.
+    Optimizers (``optimizer``): sgd, momentum, adam, adamw, sgdp, adamp, ngd.
+
+    ## Action Space
+
+    | action | space | decoded setting |
+    |---|---|---|
+    | continuous | Box(-1, 1, (1,), float32) | lr, log-uniform on [lr*lr_range[0], lr*lr_range[1]] |
+    | discrete | Discrete(n_actions) | lr on a log grid over the same range |
+    | radius | Box(-1, 1, (1,)) | r, log-uniform on r_range = [0.01, 10]: tau := r rho_a |
+
+    With the default ``lr_range=(1e-2, 1e2)`` action 0 (the middle index) is the base ``lr``
+    (a multiplier window around it). ``radius_action_kind="discrete"`` makes the radius action
+    a ``Discrete(n_actions)`` grid.
+
+    A fixed learning rate is the constant action ``env.unwrapped.action_map.encode(lr)``.
+
+    ## Observation Space
+
+    ``Box`` of float32 built from the selected features (``features=...``), each clipped into
+    its bounds (logs are base 10):
+
+    | feature | low | high | meaning |
+    |---|---|---|---|
+    | log_rho_a | -8 | 6 | radius along the last update |
+    | log_r | -6 | 6 | normalised step of the last update |
+    | loss | 0 | 100 | mini-batch loss |
+    | loss_change | -100 | 100 | change of the mini-batch loss |
+    | accuracy | 0 | 1 | mini-batch accuracy |
+    | val_accuracy | 0 | 1 | validation accuracy |
+    | log_grad_norm | -10 | 6 | gradient norm |
+    | log_delta_a | -8 | 8 | max logit-derivative spread |
+    | progress | 0 | 1 | step / max_steps |
+    | last_action | -1 | 1 | previous action |
+    | log_sharpness (optional) | -8 | 8 | top Hessian eigenvalue (HVP power iteration) |
+    | log_effective_step (optional) | -12 | 6 | lr / ‖w‖² of scale-invariant weights |
+
+    ## Rewards
+
+    ``reward = sum_k w_k term_k`` with terms ``val_accuracy``, ``val_accuracy_gain``
+    (``acc_val(t+1) - acc_val(t)``), ``loss_progress`` (``log(L_val(t)/L_val(t+1))``),
+    ``step_cost`` (-1), ``evaluation_cost`` (-passes), ``divergence`` (-1 on divergence).
+    Presets: ``"accuracy"`` (default) = val_accuracy_gain + divergence, which telescopes to
+    ``final - initial validation accuracy`` (minus 1 on divergence); ``"loss"`` =
+    loss_progress + 10 divergence; ``"accuracy_cost"`` = val_accuracy + 0.01 step_cost +
+    10 divergence. ``info["reward_terms"]`` holds the weighted terms.
+
+    ## Starting State
+
+    ``reset(seed)`` draws the train/validation split, the initial weights (PyTorch default
+    initialisation), the batch order and the probe set from ``np_random``: the same seed gives
+    the same numbers. The observation at reset has ``rho_a = inf`` and ``r = 0``.
+
+    ## Episode End
+
+    Terminated with ``info["termination_reason"] == "diverged"`` when a loss, gradient or weight
+    becomes non-finite or a loss exceeds ``divergence_loss`` (no exception is raised);
+    ``"invalid_action"`` for an action outside the space. Truncated with ``"step_budget"``
+    after ``max_steps`` steps.
+
+    ## Arguments
+
+    ``gymnasium.make("stepgym/CrossEntropy-v0", **kwargs)``; every field of
+    :class:`stepgym.crossentropy.config.CrossEntropyConfig` is a keyword (task, model,
+    optimizer, action, lr, lr_range, r_range, n_actions, max_steps, batch_size, sample_set,
+    radius_method, temperature, spike_factor, spike_step, spike_mode, grad_clip, update_cap,
+    divergence_loss, features, reward, X, y, ...). ``info`` per step holds ``rho_a, r, tau, lr,
+    loss, accuracy, val_accuracy, val_loss, step, delta_a, grad_norm`` and the pass counters
+    ``evaluations, forward_passes, backward_passes, jvp_passes, hvp_passes``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None:
+            raise ConfigError(
+                f"CrossEntropy-v0 has no render modes; got render_mode={render_mode!r}."
+            )
+        self.config = CrossEntropyConfig.from_kwargs(**kwargs)
+        cfg = self.config
+        if cfg.action == "radius":
+            action_map = LogActionMap(*cfg.r_range, kind=cfg.radius_action_kind, n=cfg.n_actions)
+        else:
+            low, high = cfg.lr_range
+            action_map = LogActionMap(
+                cfg.base_lr * low, cfg.base_lr * high, kind=cfg.action, n=cfg.n_actions
+            )
+        weights: Mapping[str, float] | str = (
+            cfg.reward if isinstance(cfg.reward, str) else dict(cfg.reward)
+        )
+        super().__init__(
+            action_map,
+            FeatureSet(CE_FEATURES, cfg.features),
+            WeightedReward(REWARD_TERMS, weights, REWARD_PRESETS),
+        )
+        self.trainer: Trainer | None = None
+        self.last_work: Work = NO_WORK
+        """Work of the latest step (passes and wall time; kept out of ``info`` because wall
+        time is not reproducible)."""
+
+    def _reset_process(self, options: Mapping[str, Any]) -> CEState:
+        self.trainer = Trainer(self.config, self.np_random)
+        return self.trainer.state
+
+    def _advance(self, setting: float) -> Advance[CEState, CETransition]:
+        trainer = self._require_trainer()
+        outcome = trainer.step(setting, self.action_map.to_unit(setting))
+        reason: str | None = None
+        if outcome.diverged:
+            reason = "diverged"
+        elif trainer.step_count >= self.config.max_steps:
+            reason = "step_budget"
+        self.last_work = outcome.work
+        return Advance(outcome.state, outcome.transition, reason)
+
+    def _info(self, state: CEState) -> dict[str, Any]:
+        return self._require_trainer().metrics()
+
+    def _failure_transition(self, reason: str) -> CETransition:
+        trainer = self._require_trainer()
+        return CETransition(
+            trainer.val_accuracy,
+            trainer.val_accuracy,
+            trainer.val_loss,
+            trainer.val_loss,
+            False,
+            0.0,
+        )
+
+    def _require_trainer(self) -> Trainer:
+        if self.trainer is None:
+            raise RuntimeError("the environment has no training run; call reset() first.")
+        return self.trainer

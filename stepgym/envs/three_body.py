@@ -1,0 +1,322 @@
+"""The chaotic three-body problem as a step-size problem (``stepgym/ThreeBody-v0``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from typing import Any
+
+from stepgym.actions import LogActionMap
+from stepgym.envs.base import Advance, StepSizeEnv
+from stepgym.errors import ConfigError
+from stepgym.features import FeatureSet
+from stepgym.integrators.rebound_backend import AdvanceResult, Budget, ReboundPropagator
+from stepgym.rewards import WeightedReward
+from stepgym.threebody.config import ThreeBodyConfig
+from stepgym.threebody.features import THREE_BODY_FEATURES, resolve_features
+from stepgym.threebody.initial_conditions import IC_SETS, instance_seed, make_instance
+from stepgym.threebody.physics import parse_bodies, system_size, to_com_frame
+from stepgym.threebody.records import ThreeBodyState, ThreeBodyTransition, log_error
+from stepgym.threebody.rewards import REWARD_PRESETS, REWARD_TERMS
+
+RESET_OPTIONS = ("bodies", "instance")
+_CONFIG_FIELDS = tuple(f.name for f in fields(ThreeBodyConfig))
+
+
+class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
+    """
+    ## Description
+
+    An agent chooses how a REBOUND integrator steps through the chaotic gravitational
+    three-body problem (Saz Ulibarrena & Portegies Zwart 2025, arXiv 2502.12809). It trades
+    accuracy (the relative energy error |E - E0| / |E0|) against work (force evaluations,
+    counted exactly; wall time is only reported). Units are N-body units, G = 1.
+
+    Decisions come once per ``slice_time`` of simulated time (``decision="slice"``, default
+    0.1 yr of the seed paper ~ 1.088 units; the setting is held meanwhile) or once per
+    ``steps_per_decision`` integrator steps (``decision="fine"``).
+
+    ## Action Space
+
+    One positive setting on a log scale: ``Box(-1, 1, (1,), float32)`` mapped log-uniformly
+    onto a range (``action="continuous"``) or ``Discrete(n_actions)`` log-spaced values
+    (``action="discrete"``). ``env.unwrapped.action_map`` decodes and encodes actions.
+
+    - ``step_mode="raw"``: the integrator's own parameter -- the step dt for ``leapfrog``,
+      ``whfast``, ``saba`` (default range 1e-6 .. 1e-1); IAS15's ``epsilon`` (1e-12 .. 1e-1);
+      BS's ``eps_rel = eps_abs`` (1e-12 .. 1e-2).
+    - ``step_mode="timescale"``: eta in ``eta_range`` (1e-4 .. 1); every step is
+      ``eta * t_dyn`` with ``t_dyn = min_ij sqrt(r_ij^3 / (G (m_i + m_j)))`` recomputed every
+      step (every ``retime_every`` steps in slice mode). Fixed-step schemes and IAS15 (in its
+      fixed-step mode, epsilon = 0) take exactly that step; BS takes at most that step. The
+      same eta therefore means the same step on every integrator, so policies transfer.
+
+    ## Observation Space
+
+    ``Box(float32)`` built from the chosen features' declared bounds (``features=``, a list of
+    names in ``THREE_BODY_FEATURES`` or a set name). The ``"default"`` set does not depend on
+    the integrator:
+
+    | Num | Feature                   | Min | Max | Meaning                                    |
+    |-----|---------------------------|-----|-----|--------------------------------------------|
+    | 0   | log_energy_error          | -16 | 5   | log10 |E - E0| / |E0|                      |
+    | 1   | delta_log_energy_error    | -20 | 20  | its change over the last decision          |
+    | 2   | log_timescale             | -10 | 5   | log10 t_dyn                                |
+    | 3   | log_min_separation        | -10 | 5   | log10 min_ij r_ij                          |
+    | 4   | log_step_over_timescale   | -12 | 4   | log10 (last step / t_dyn)                  |
+    | 5   | progress                  | 0   | 1   | t / horizon                                |
+    | 6   | last_action               | -1  | 1   | last setting as a unit action              |
+    | 7   | cost_weight               | -6  | 6   | log10 of the episode's cost weight         |
+
+    ``features="seed_paper"``: planar positions / 10 (6), planar velocities (6),
+    -log10 |dE| (1).
+
+    ## Rewards
+
+    A weighted sum of terms in ``REWARD_TERMS``; ``info["reward_terms"]`` holds each one.
+    The ``"default"`` preset, with E_k the energy error and C_k the force evaluations since
+    reset after decision k (C_0 = 1) and w the cost weight:
+
+        r_k = -(log10 E_k - log10 E_{k-1}) - w (log10 C_k - log10 C_{k-1}) - 5 [failure]
+
+    (failure = energy_error, stalled or invalid_action). ``reward="seed_paper"`` is the seed
+    paper's ``-3000 log10(|dE|/1e-10) / (|log10 |dE||^3 k) + 4 / |log10 mu|`` (mu = setting).
+    Other presets: ``"linear_cost"``, ``"accuracy_only"``; or pass ``{term: weight}``.
+
+    ## Starting State
+
+    From the initial-condition set ``ic_set`` (``IC_SETS``: ``"seed_paper"``, ``"free_fall"``,
+    ``"pythagorean"``), moved to the centre-of-mass frame. The instance seed is drawn from
+    ``np_random``: even seeds for ``split="train"``, odd for ``"test"`` (disjoint sets).
+    ``reset(options={"instance": k})`` picks the k-th instance of the split;
+    ``reset(options={"bodies": [(m, (x, y, z), (vx, vy, vz))] * 3})`` sets your own bodies.
+
+    ## Episode End
+
+    ``info["termination_reason"]`` says why:
+
+    - ``"energy_error"`` (terminated): |E - E0| / |E0| > ``energy_error_limit`` (0.1) or NaN;
+    - ``"escape"`` (terminated): a body left ``escape_factor`` (10) initial system sizes;
+    - ``"close_encounter"`` (terminated): two bodies closer than ``encounter_factor`` (1e-6)
+      initial system sizes;
+    - ``"stalled"`` (terminated): a decision exceeded ``max_evaluations_per_decision`` or
+      ``max_wall_per_decision``, the clock stopped advancing, or REBOUND failed;
+    - ``"invalid_action"`` (terminated): the action could not be decoded;
+    - ``"horizon"`` (truncated): simulated time reached ``horizon``.
+
+    ## Arguments
+
+    Keyword arguments build a :class:`~stepgym.threebody.config.ThreeBodyConfig` (each field
+    is documented there), e.g.
+    ``gymnasium.make("stepgym/ThreeBody-v0", integrator="leapfrog", action="discrete",
+    step_mode="timescale", decision="fine", ic_set="free_fall", split="test", horizon=5.0,
+    cost_weight=(0.1, 10.0))``.
+
+    ``info`` after every reset and step: ``energy_error``, ``cost`` (force evaluations since
+    reset), ``wall_time`` (seconds since reset), ``t``, ``setting`` (the decoded setting),
+    ``dt`` (last step taken), ``steps`` (integrator steps since reset), ``integrator``,
+    ``decision``, ``instance``, ``cost_weight``, ``t_dyn``, ``termination_reason`` (and
+    ``message`` when REBOUND or a budget stopped the decision). ``wall_time_in_info=False``
+    drops ``wall_time`` so that infos repeat bit for bit (Gymnasium's checker compares them).
+
+    ## Version History
+
+    - v0: initial version.
+    """
+
+    def __init__(
+        self, config: ThreeBodyConfig | None = None, render_mode: str | None = None, **kwargs: Any
+    ) -> None:
+        if config is None:
+            unknown = sorted(set(kwargs) - set(_CONFIG_FIELDS))
+            if unknown:
+                raise ConfigError(
+                    f"unknown ThreeBody-v0 argument(s) {unknown}; valid arguments: "
+                    f"{', '.join(_CONFIG_FIELDS)}."
+                )
+            config = ThreeBodyConfig(**kwargs)
+        elif kwargs:
+            raise ConfigError("pass either config= or keyword arguments, not both.")
+        if render_mode is not None:
+            raise ConfigError(
+                f"ThreeBody-v0 does not render; use render_mode=None, not {render_mode!r}."
+            )
+        low, high = config.setting_range
+        super().__init__(
+            LogActionMap(low, high, config.action, config.n_actions),
+            FeatureSet(THREE_BODY_FEATURES, resolve_features(config.features)),
+            WeightedReward(REWARD_TERMS, config.reward, REWARD_PRESETS),
+        )
+        self.config = config
+        self.render_mode = render_mode
+        self.propagator = ReboundPropagator(
+            config.integrator,
+            Budget(config.max_evaluations_per_decision, config.max_wall_per_decision),
+        )
+        self._run: Callable[[float], AdvanceResult] = {
+            ("slice", "raw"): self._slice_raw,
+            ("slice", "timescale"): self._slice_rule,
+            ("fine", "raw"): self._fine_raw,
+            ("fine", "timescale"): self._fine_rule,
+        }[(config.decision, config.step_mode)]
+        self._state_record = ThreeBodyState()
+        self._energy0 = 1.0
+        self._decision = 0
+        self._evaluations = 0.0
+        self._steps = 0
+        self._wall_time = 0.0
+        self._setting = math.sqrt(low * high)
+        self._instance: int | None = None
+
+    # -- advances (physics lives in the propagator) --------------------------------------------
+    def _slice_raw(self, setting: float) -> AdvanceResult:
+        return self.propagator.advance_raw_to(self._slice_end(), setting)
+
+    def _slice_rule(self, setting: float) -> AdvanceResult:
+        return self.propagator.advance_rule_to(self._slice_end(), setting, self.config.retime_every)
+
+    def _fine_raw(self, setting: float) -> AdvanceResult:
+        return self.propagator.advance_raw_steps(self.config.steps_per_decision, setting)
+
+    def _fine_rule(self, setting: float) -> AdvanceResult:
+        return self.propagator.advance_rule_steps(self.config.steps_per_decision, setting)
+
+    def _slice_end(self) -> float:
+        return min(self._decision * self.config.slice_time, self.config.horizon)
+
+    # -- StepSizeEnv hooks ---------------------------------------------------------------------
+    def _reset_process(self, options: Mapping[str, Any]) -> ThreeBodyState:
+        cfg = self.config
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"unknown reset option(s) {unknown}; valid options: {', '.join(RESET_OPTIONS)}."
+            )
+        if isinstance(cfg.cost_weight, tuple):
+            log_low, log_high = (math.log10(w) for w in cfg.cost_weight)
+            cost_weight = float(10.0 ** self.np_random.uniform(log_low, log_high))
+        else:
+            cost_weight = float(cfg.cost_weight)
+        if "bodies" in options:
+            bodies = parse_bodies(options["bodies"])
+            self._instance = None
+        else:
+            seed = instance_seed(self.np_random, cfg.split, options.get("instance"))
+            bodies = make_instance(IC_SETS.get(cfg.ic_set), seed)
+            self._instance = seed
+        bodies = to_com_frame(bodies)
+        size = system_size(bodies)
+        self.propagator.load(
+            bodies,
+            exit_max_distance=cfg.escape_factor * size,
+            exit_min_distance=cfg.encounter_factor * size,
+        )
+        energy0 = self.propagator.energy()
+        if not (math.isfinite(energy0) and energy0 != 0.0):
+            raise ConfigError(
+                f"the bodies' total energy is {energy0}; a relative energy error needs a finite, "
+                f"non-zero energy -- change the velocities or positions."
+            )
+        self._energy0 = energy0
+        self._decision = 0
+        self._evaluations = 0.0
+        self._steps = 0
+        self._wall_time = 0.0
+        self._setting = math.sqrt(self.action_map.low * self.action_map.high)
+        state = self._state_record
+        state.energy_error = 0.0
+        state.log_energy_error = log_error(0.0)
+        state.delta_log_energy_error = 0.0
+        state.last_action = 0.0
+        state.cost_weight = cost_weight
+        self._observe(state)
+        return state
+
+    def _observe(self, state: ThreeBodyState) -> None:
+        p = self.propagator
+        assert p.view is not None
+        p.view.read(state.positions, state.velocities)
+        state.t_dyn, state.min_separation = p.view.timescale_and_separation(p.G)
+        state.t = p.t
+        state.last_step = p.last_step()
+        state.progress = min(1.0, state.t / self.config.horizon)
+
+    def _advance(self, setting: float) -> Advance[ThreeBodyState, ThreeBodyTransition]:
+        cfg, state = self.config, self._state_record
+        t_before = state.t
+        self._decision += 1
+        self._setting = setting
+        result = self._run(setting)
+        work = result.work
+        self._evaluations += work.evaluations
+        self._steps += work.steps
+        self._wall_time += work.wall_time
+        energy_error = abs((self.propagator.energy() - self._energy0) / self._energy0)
+        if not math.isfinite(energy_error):
+            energy_error = math.inf
+        log_before = state.log_energy_error
+        state.energy_error = energy_error
+        state.log_energy_error = log_error(energy_error)
+        state.delta_log_energy_error = state.log_energy_error - log_before
+        state.last_action = self.action_map.to_unit(setting)
+        self._observe(state)
+        reason = result.status
+        if reason != "stalled" and energy_error > cfg.energy_error_limit:
+            reason = "energy_error"
+        elif reason is None and not state.t > t_before:
+            reason = "stalled"
+        elif reason is None and state.t >= cfg.horizon * (1.0 - 1e-12):
+            reason = "horizon"
+        transition = ThreeBodyTransition(
+            log_before,
+            state.log_energy_error,
+            work.evaluations,
+            self._evaluations,
+            setting,
+            self._decision,
+            state.cost_weight,
+            reason,
+        )
+        info = {"message": result.message} if result.message else None
+        return Advance(state, transition, reason, info)
+
+    def _info(self, state: ThreeBodyState) -> dict[str, Any]:
+        info = {
+            "energy_error": state.energy_error,
+            "cost": self._evaluations,
+            "wall_time": self._wall_time,
+            "t": state.t,
+            "setting": self._setting,
+            "dt": state.last_step,
+            "steps": self._steps,
+            "integrator": self.config.integrator,
+            "decision": self._decision,
+            "instance": self._instance,
+            "cost_weight": state.cost_weight,
+            "t_dyn": state.t_dyn,
+        }
+        if not self.config.wall_time_in_info:
+            del info["wall_time"]
+        return info
+
+    def _failure_transition(self, reason: str) -> ThreeBodyTransition:
+        state = self._state_record
+        return ThreeBodyTransition(
+            state.log_energy_error,
+            state.log_energy_error,
+            0.0,
+            self._evaluations,
+            self._setting,
+            max(self._decision, 1),
+            state.cost_weight,
+            reason,
+        )
+
+    def close(self) -> None:
+        self.propagator.sim = None
+        self.propagator.view = None
+        super().close()
+
+
+__all__ = ["RESET_OPTIONS", "ThreeBodyConfig", "ThreeBodyEnv"]

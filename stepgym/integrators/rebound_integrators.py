@@ -1,0 +1,163 @@
+"""REBOUND integrators as registered, named schemes.
+
+Each entry of :data:`INTEGRATORS` is a small class that knows how to put a REBOUND simulation
+into its scheme and how to apply a setting:
+
+- ``apply_raw(sim, value)``: the scheme's own parameter -- the step ``dt`` for fixed-step
+  schemes, the accuracy parameter for adaptive ones (IAS15 ``epsilon``, BS ``eps_rel`` and
+  ``eps_abs``);
+- ``apply_step(sim, dt)``: take steps of length ``dt`` (at most ``dt`` for BS, which cannot
+  switch its error control off). This is how the dimensionless ``step_mode="timescale"`` gives
+  every scheme the same physical meaning: the step is ``eta * t_dyn``.
+
+Work is counted in force evaluations. For fixed-step schemes the count per step is exact and
+known (``evaluations_per_step``; the test suite checks it against a counting callback). For
+adaptive schemes it varies with the predictor-corrector iterations and rejected steps, so the
+backend counts every evaluation with a callback (``evaluations_per_step = None``).
+
+Adding a scheme is a one-file change::
+
+    @INTEGRATORS.register("janus")
+    class Janus(ReboundIntegrator):
+        name = "janus"; adaptive = False; raw_range = (1e-6, 1e-1); order = 2
+        evaluations_per_step = ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from stepgym.registry import Registry
+
+
+class ReboundIntegrator:
+    """A REBOUND integrator and how an agent's setting is applied to it."""
+
+    name: ClassVar[str]
+    """REBOUND's name for the scheme (``sim.integrator = name``)."""
+    adaptive: ClassVar[bool]
+    """True if the scheme chooses its own steps from an accuracy parameter."""
+    parameter: ClassVar[str] = "dt"
+    """What a raw setting is: ``"dt"`` or the name of the accuracy parameter."""
+    raw_range: ClassVar[tuple[float, float]]
+    """Default range of the raw setting in N-body units (G = 1)."""
+    order: ClassVar[int | None] = None
+    """Order of the global error in the step (None for adaptive schemes)."""
+    evaluations_per_step: ClassVar[int | None] = None
+    """Force evaluations per step if fixed and exact; None means counted by a callback."""
+    doc: ClassVar[str] = ""
+    expected_warnings: ClassVar[tuple[str, ...]] = ()
+    """REBOUND warnings the scheme emits by design in timescale mode (silenced there)."""
+
+    def setup(self, sim: Any) -> None:
+        """Select the scheme on ``sim`` with its default options."""
+        sim.integrator = self.name
+
+    def apply_raw(self, sim: Any, value: float) -> None:
+        """Use the raw setting ``value`` (step or accuracy parameter) from now on."""
+        sim.dt = value
+
+    def apply_step(self, sim: Any, dt: float) -> None:
+        """Take the next steps with length ``dt``."""
+        sim.dt = dt
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Name, kind, raw parameter and range, order and evaluations per step."""
+        return {
+            "name": cls.name,
+            "adaptive": cls.adaptive,
+            "parameter": cls.parameter,
+            "raw_range": cls.raw_range,
+            "order": cls.order,
+            "evaluations_per_step": cls.evaluations_per_step,
+            "doc": cls.doc,
+        }
+
+
+INTEGRATORS: Registry[type[ReboundIntegrator]] = Registry("integrator")
+"""REBOUND schemes by name; each entry says if it is adaptive and its default raw range."""
+
+_FIXED_STEP_RANGE = (1e-6, 1e-1)  # the seed paper's 1e-7 .. 1e-2 yr, in N-body time units
+
+
+@INTEGRATORS.register("ias15")
+class IAS15(ReboundIntegrator):
+    name = "ias15"
+    adaptive = True
+    parameter = "epsilon"
+    raw_range = (1e-12, 1e-1)
+    doc = (
+        "15th-order Gauss-Radau, adaptive (PRS23 step control); raw setting = epsilon. "
+        "In timescale mode epsilon = 0 (IAS15's own fixed-step mode) with dt = eta * t_dyn."
+    )
+
+    def apply_raw(self, sim: Any, value: float) -> None:
+        sim.integrator.epsilon = value
+
+    def apply_step(self, sim: Any, dt: float) -> None:
+        sim.integrator.epsilon = 0.0
+        sim.dt = dt
+
+
+@INTEGRATORS.register("bs")
+class BulirschStoer(ReboundIntegrator):
+    name = "bs"
+    adaptive = True
+    parameter = "eps_rel=eps_abs"
+    raw_range = (1e-12, 1e-2)
+    timescale_tolerance: ClassVar[float] = 1e-6
+    expected_warnings = ("Maximum stepsize reached",)
+    doc = (
+        "Gragg-Bulirsch-Stoer, adaptive in step and order; raw setting = eps_rel = eps_abs. "
+        "In timescale mode the tolerance is 1e-6 and the step is capped at eta * t_dyn "
+        "(max_dt), since BS cannot switch its error control off."
+    )
+
+    def apply_raw(self, sim: Any, value: float) -> None:
+        sim.integrator.eps_rel = value
+        sim.integrator.eps_abs = value
+        sim.integrator.max_dt = 0.0
+
+    def apply_step(self, sim: Any, dt: float) -> None:
+        sim.integrator.eps_rel = self.timescale_tolerance
+        sim.integrator.eps_abs = self.timescale_tolerance
+        sim.integrator.max_dt = dt
+        sim.dt = dt
+
+
+@INTEGRATORS.register("leapfrog")
+class Leapfrog(ReboundIntegrator):
+    name = "leapfrog"
+    adaptive = False
+    raw_range = _FIXED_STEP_RANGE
+    order = 2
+    evaluations_per_step = 1
+    doc = "Second-order drift-kick-drift leapfrog, symplectic; 1 force evaluation per step."
+
+
+@INTEGRATORS.register("whfast")
+class WHFast(ReboundIntegrator):
+    name = "whfast"
+    adaptive = False
+    raw_range = _FIXED_STEP_RANGE
+    order = 2
+    evaluations_per_step = 1
+    doc = (
+        "Wisdom-Holman map in Jacobi coordinates (Kepler drifts + interaction kicks), "
+        "second order in the step; 1 force evaluation per step."
+    )
+
+
+@INTEGRATORS.register("saba")
+class SABA(ReboundIntegrator):
+    name = "saba"
+    adaptive = False
+    raw_range = _FIXED_STEP_RANGE
+    order = 4
+    evaluations_per_step = 8
+    doc = (
+        "REBOUND 5's default SABA(10,6,4): a Wisdom-Holman type splitting in Jacobi "
+        "coordinates with 8 stages (8 force evaluations per step) and error "
+        "O(e dt^10 + e^2 dt^6 + e^3 dt^4) for a perturbation e, so fourth order in dt overall."
+    )

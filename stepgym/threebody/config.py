@@ -1,0 +1,126 @@
+"""Configuration of the three-body environment: one frozen dataclass, validated on creation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from stepgym.actions import ACTION_KINDS
+from stepgym.errors import ConfigError, check_positive_int, check_range
+from stepgym.integrators.rebound_integrators import INTEGRATORS
+from stepgym.threebody.initial_conditions import IC_SETS, SEED_PAPER_SLICE, SPLITS
+
+STEP_MODES = ("raw", "timescale")
+DECISION_MODES = ("slice", "fine")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(choices)}.")
+
+
+def _check_log_range(name: str, value: object) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a pair (low, high) of numbers, got {value!r}.") from None
+    if not (math.isfinite(low) and math.isfinite(high) and 0.0 < low < high):
+        raise ConfigError(f"{name} needs 0 < low < high (finite), got {value!r}.")
+    return low, high
+
+
+@dataclass(frozen=True)
+class ThreeBodyConfig:
+    """Everything that defines a ThreeBody-v0 environment (all quantities in N-body units, G=1)."""
+
+    integrator: str = "ias15"
+    """REBOUND scheme, a name in ``stepgym.integrators.rebound_backend.INTEGRATORS``."""
+    action: str = "continuous"
+    """'continuous' (Box[-1, 1], log-uniform onto the range) or 'discrete' (log grid)."""
+    step_mode: str = "raw"
+    """'raw': the action is the scheme's own parameter (dt, or IAS15 epsilon / BS tolerance);
+    'timescale': the action is eta and the step is eta * t_dyn for every scheme."""
+    decision: str = "slice"
+    """'slice': one decision per ``slice_time`` of simulated time; 'fine': one decision per
+    ``steps_per_decision`` integrator steps."""
+    slice_time: float = SEED_PAPER_SLICE
+    """Simulated time between decisions in slice mode (default 0.1 yr of the seed paper)."""
+    steps_per_decision: int = 10
+    """Integrator steps per decision in fine mode."""
+    retime_every: int = 1
+    """In slice mode with step_mode='timescale': steps between recomputations of t_dyn
+    (1 = every step, exact; larger is cheaper but lets the step lag a fast encounter)."""
+    n_actions: int = 10
+    """Number of log-spaced settings for action='discrete'."""
+    raw_range: tuple[float, float] | None = None
+    """Range of the raw setting; None takes the integrator's default (INTEGRATORS entry)."""
+    eta_range: tuple[float, float] = (1e-4, 1.0)
+    """Range of eta in timescale mode; wide so that its bounds do not bind."""
+    ic_set: str = "seed_paper"
+    """Initial-condition set, a name in ``stepgym.threebody.initial_conditions.IC_SETS``."""
+    split: str = "train"
+    """'train' or 'test': disjoint instance sets (even vs odd instance seeds)."""
+    features: str | tuple[str, ...] = "default"
+    """A feature-set name ('default', 'seed_paper') or a list of names in THREE_BODY_FEATURES."""
+    reward: str | Mapping[str, float] = "default"
+    """A preset name in REWARD_PRESETS or a dict {term name: weight} over REWARD_TERMS."""
+    cost_weight: float | tuple[float, float] = 1.0
+    """Scale of the cost terms: a number, or (low, high) drawn log-uniformly per episode."""
+    horizon: float = 100 * SEED_PAPER_SLICE
+    """Simulated time after which the episode is truncated ('horizon'); default 100 slices."""
+    energy_error_limit: float = 0.1
+    """The episode terminates ('energy_error') when |E - E0| / |E0| exceeds this."""
+    escape_factor: float = 10.0
+    """'escape' when a body is farther than this many initial system sizes from the centre
+    of mass (system size: largest initial distance of a body from the centre of mass)."""
+    encounter_factor: float = 1e-6
+    """'close_encounter' when two bodies come closer than this many initial system sizes."""
+    max_evaluations_per_decision: float = 2e7
+    """Force evaluations allowed per decision before it ends as 'stalled'."""
+    max_wall_per_decision: float = 5.0
+    """Wall-clock seconds allowed per decision before it ends as 'stalled'."""
+    wall_time_in_info: bool = True
+    """Report ``info["wall_time"]``; False makes every info dict bit-reproducible for a seed
+    (Gymnasium's env checker compares infos across runs, and wall time never repeats)."""
+
+    def __post_init__(self) -> None:
+        _check_choice("action", self.action, ACTION_KINDS)
+        _check_choice("step_mode", self.step_mode, STEP_MODES)
+        _check_choice("decision", self.decision, DECISION_MODES)
+        _check_choice("split", self.split, SPLITS)
+        INTEGRATORS.get(self.integrator)
+        IC_SETS.get(self.ic_set)
+        check_range("slice_time", self.slice_time, 0.0, math.inf, inclusive=False)
+        check_positive_int("steps_per_decision", self.steps_per_decision)
+        check_positive_int("retime_every", self.retime_every)
+        check_positive_int("n_actions", self.n_actions)
+        if self.n_actions < 2:
+            raise ConfigError(f"n_actions must be >= 2, got {self.n_actions}.")
+        if self.raw_range is not None:
+            object.__setattr__(self, "raw_range", _check_log_range("raw_range", self.raw_range))
+        object.__setattr__(self, "eta_range", _check_log_range("eta_range", self.eta_range))
+        if isinstance(self.cost_weight, int | float):
+            check_range("cost_weight", self.cost_weight, 0.0, math.inf, inclusive=False)
+        else:
+            pair = _check_log_range("cost_weight", self.cost_weight)
+            object.__setattr__(self, "cost_weight", pair)
+        check_range("horizon", self.horizon, 0.0, math.inf, inclusive=False)
+        check_range("energy_error_limit", self.energy_error_limit, 0.0, math.inf, inclusive=False)
+        check_range("escape_factor", self.escape_factor, 1.0, math.inf, inclusive=False)
+        check_range("encounter_factor", self.encounter_factor, 0.0, 1.0)
+        check_range(
+            "max_evaluations_per_decision", self.max_evaluations_per_decision, 1.0, math.inf
+        )
+        check_range(
+            "max_wall_per_decision", self.max_wall_per_decision, 0.0, math.inf, inclusive=False
+        )
+        if not isinstance(self.features, str):
+            object.__setattr__(self, "features", tuple(self.features))
+
+    @property
+    def setting_range(self) -> tuple[float, float]:
+        """The range the action maps onto: eta_range, raw_range or the integrator's default."""
+        if self.step_mode == "timescale":
+            return self.eta_range
+        return self.raw_range or INTEGRATORS.get(self.integrator).raw_range

@@ -1,0 +1,78 @@
+"""The records the three-body environment hands to its features and reward terms."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ERROR_FLOOR = 1e-16
+"""Relative energy errors below this (round-off) are reported as this in log features."""
+
+FAILURE_REASONS = frozenset({"energy_error", "stalled", "invalid_action"})
+"""End reasons charged by the ``failure`` reward term (escape and close encounters are
+physical outcomes of the three-body problem, not failures of the step choice)."""
+
+
+def log_error(energy_error: float) -> float:
+    """log10 of a relative energy error, floored at ERROR_FLOOR; inf/NaN count as 1e300."""
+    if not math.isfinite(energy_error):
+        return 300.0
+    return math.log10(max(energy_error, ERROR_FLOOR))
+
+
+@dataclass
+class ThreeBodyState:
+    """The snapshot the features read (updated in place by the environment)."""
+
+    positions: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    """(3, 3) positions in N-body units."""
+    velocities: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    """(3, 3) velocities in N-body units."""
+    t: float = 0.0
+    """Simulated time."""
+    energy_error: float = 0.0
+    """|E - E0| / |E0|."""
+    log_energy_error: float = math.log10(ERROR_FLOOR)
+    """log10 of energy_error (floored)."""
+    delta_log_energy_error: float = 0.0
+    """Change of log_energy_error over the last decision."""
+    t_dyn: float = 1.0
+    """Dynamical timescale: min over pairs of sqrt(r^3 / (G (m_i + m_j)))."""
+    min_separation: float = 1.0
+    """Smallest pair distance."""
+    last_step: float = 0.0
+    """Length of the last integrator step."""
+    progress: float = 0.0
+    """t / horizon."""
+    last_action: float = 0.0
+    """Last setting as a unit action in [-1, 1] (0 before the first decision)."""
+    cost_weight: float = 1.0
+    """This episode's cost weight."""
+
+
+@dataclass
+class ThreeBodyTransition:
+    """The record of one decision that the reward terms read."""
+
+    log_error_before: float
+    """log10 relative energy error before the decision."""
+    log_error_after: float
+    """log10 relative energy error after it."""
+    evaluations: float
+    """Force evaluations spent in this decision."""
+    total_evaluations: float
+    """Force evaluations since reset, including this decision."""
+    setting: float
+    """The decoded setting (raw parameter or eta)."""
+    decision: int
+    """1-based index of the decision in the episode."""
+    cost_weight: float
+    """The episode's cost weight (scales the cost terms)."""
+    end_reason: str | None = None
+    """Why the episode ends here, if it does."""
+
+    @property
+    def failed(self) -> bool:
+        return self.end_reason in FAILURE_REASONS

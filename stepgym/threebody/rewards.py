@@ -1,0 +1,81 @@
+"""Reward terms and presets of the three-body environment.
+
+With ``E_k`` the relative energy error after decision ``k`` (floored at 1e-16), ``C_k`` the
+force evaluations since reset after decision ``k`` (``C_0 = 1``) and ``w`` the episode's cost
+weight, the ``"default"`` preset pays per decision
+
+    r_k = -(log10 E_k - log10 E_{k-1}) - w * (log10 C_k - log10 C_{k-1}) - 5 * [failure]
+
+Both sums telescope: an episode returns ``-log10(E_end / 1e-16) - w * log10(C_end) - 5 *
+[failed]``, so a policy that maximises it sits where the log-log error/work curve has slope
+``-w``; sampling ``w`` per episode (``cost_weight=(low, high)``) and observing it lets one
+policy span the whole trade-off curve. The failure penalty (5) is of the order of the
+episode's total cost term (``log10 C_end`` ~ 4-7), so it neither dominates nor vanishes; a
+failure also costs the accuracy term its jump to |dE| > 0.1 (>= 6 decades when E ~ 1e-7).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from stepgym.registry import Registry
+from stepgym.rewards import RewardTerm
+from stepgym.threebody.records import ThreeBodyTransition
+
+REWARD_TERMS: Registry[RewardTerm[ThreeBodyTransition]] = Registry("three-body reward term")
+"""Reward terms by name."""
+REWARD_PRESETS: Registry[Mapping[str, float]] = Registry("three-body reward preset")
+"""Named weight tables over REWARD_TERMS."""
+
+LINEAR_COST_SCALE = 1e4
+"""Force evaluations that cost 1 (times the cost weight) in the ``cost_linear`` term."""
+
+
+def _add(name: str, fn: object, doc: str) -> None:
+    REWARD_TERMS.add(name, RewardTerm(name, fn, doc))  # type: ignore[arg-type]
+
+
+def _accuracy(t: ThreeBodyTransition) -> float:
+    return -(t.log_error_after - t.log_error_before)
+
+
+def _cost(t: ThreeBodyTransition) -> float:
+    before = max(t.total_evaluations - t.evaluations, 1.0)
+    return -t.cost_weight * math.log10(max(t.total_evaluations, 1.0) / before)
+
+
+def _cost_linear(t: ThreeBodyTransition) -> float:
+    return -t.cost_weight * t.evaluations / LINEAR_COST_SCALE
+
+
+def _failure(t: ThreeBodyTransition) -> float:
+    return -1.0 if t.failed else 0.0
+
+
+def _seed_paper_accuracy(t: ThreeBodyTransition) -> float:
+    # -log10(|dE| / 1e-10) / (|log10 |dE||^3 * i), |log10 |dE|| kept >= 0.1 so |dE| = 1 is finite
+    log_de = min(t.log_error_after, 300.0)
+    return -(log_de + 10.0) / (max(abs(log_de), 0.1) ** 3 * max(t.decision, 1))
+
+
+def _seed_paper_cost(t: ThreeBodyTransition) -> float:
+    # 1 / |log10 mu|, |log10 mu| kept >= 0.1 so mu = 1 is finite
+    return 1.0 / max(abs(math.log10(t.setting)), 0.1)
+
+
+_add("accuracy", _accuracy, "-(change of log10 relative energy error over the decision)")
+_add("cost", _cost, "-cost_weight * (change of log10 of the evaluations since reset)")
+_add("cost_linear", _cost_linear, "-cost_weight * evaluations in the decision / 1e4")
+_add("failure", _failure, "-1 if the episode fails (energy_error, stalled, invalid_action)")
+_add(
+    "seed_paper_accuracy",
+    _seed_paper_accuracy,
+    "-log10(|dE|/1e-10) / (|log10|dE||^3 * i), i = decision index (seed paper)",
+)
+_add("seed_paper_cost", _seed_paper_cost, "1 / |log10 mu|, mu = chosen parameter (seed paper)")
+
+REWARD_PRESETS.add("default", {"accuracy": 1.0, "cost": 1.0, "failure": 5.0})
+REWARD_PRESETS.add("linear_cost", {"accuracy": 1.0, "cost_linear": 1.0, "failure": 5.0})
+REWARD_PRESETS.add("accuracy_only", {"accuracy": 1.0, "failure": 5.0})
+REWARD_PRESETS.add("seed_paper", {"seed_paper_accuracy": 3000.0, "seed_paper_cost": 4.0})

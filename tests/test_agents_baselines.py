@@ -1,0 +1,149 @@
+"""Baseline controllers: the actions they choose and the env arguments they declare."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from agents_toy_env import register_toy
+
+from stepgym.actions import LogActionMap
+from stepgym.agents.baselines import (
+    BASELINES,
+    ConstantSetting,
+    CosineSchedule,
+    PIController,
+    baselines_for,
+    check_baseline,
+)
+from stepgym.errors import ConfigError, StepGymError
+
+TOY = register_toy()
+
+
+class FakeEnv:
+    """Just enough env for a controller: an action map and a settable last_info."""
+
+    def __init__(self, action_map: LogActionMap) -> None:
+        self.action_map = action_map
+        self.last_info: dict[str, Any] = {}
+        self.config = type("Config", (), {"max_steps": 100})()
+
+    @property
+    def unwrapped(self) -> FakeEnv:
+        return self
+
+
+def decoded(controller: Any, env: Any) -> float:
+    action, _ = controller.predict(np.zeros(3, dtype=np.float32))
+    return env.unwrapped.action_map.decode(action)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "discrete"])
+def test_timescale_rule_is_a_constant_eta_in_timescale_mode(kind: str) -> None:
+    spec = BASELINES.get("timescale")
+    assert spec.env_overrides == {"step_mode": "timescale"}
+    env = gym.make(TOY, action=kind, **spec.env_overrides)
+    controller = spec.factory(0.01)
+    controller.bind(env)
+    env.reset(seed=0)
+    settings = []
+    for _ in range(3):
+        settings.append(decoded(controller, env))
+        env.step(controller.predict(np.zeros(3))[0])
+    expected = (
+        0.01
+        if kind == "continuous"
+        else min(env.unwrapped.action_map.values, key=lambda v: abs(math.log(v / 0.01)))
+    )
+    np.testing.assert_allclose(settings, [expected] * 3, rtol=1e-5)
+
+
+def test_fixed_grid_covers_the_action_range_and_ias15_declares_its_needs() -> None:
+    action_map = LogActionMap(1e-4, 1e-1)
+    grid = BASELINES.get("fixed").grid(action_map, 4)
+    np.testing.assert_allclose(grid, [1e-4, 1e-3, 1e-2, 1e-1])
+    ias15 = BASELINES.get("ias15")
+    assert ias15.env_overrides == {"integrator": "ias15", "step_mode": "raw"}
+    env = FakeEnv(LogActionMap(1e-12, 1e-1))
+    controller = ias15.factory(math.nan)
+    controller.bind(env)  # type: ignore[arg-type]
+    assert decoded(controller, env) == pytest.approx(1e-9, rel=1e-5)
+
+
+def pi_settings(errors: list[float], target: float) -> list[float]:
+    env = FakeEnv(LogActionMap(1e-6, 1.0))
+    controller = PIController(target=target, initial=1e-3)
+    controller.bind(env)  # type: ignore[arg-type]
+    settings = []
+    for error in errors:
+        env.last_info = {"energy_error": error}
+        settings.append(decoded(controller, env))
+    return settings
+
+
+def test_pi_controller_shrinks_the_step_when_the_error_grows_too_fast() -> None:
+    growing_fast = [0.0, 1e-6, 1e-5, 1e-4, 1e-3]  # growth per decision >> target 1e-9
+    settings = pi_settings(growing_fast, target=1e-9)
+    assert settings[0] == pytest.approx(1e-3, rel=1e-5)
+    assert all(b < a for a, b in zip(settings[1:], settings[2:], strict=False))
+    assert settings[-1] < 1e-3 / 5  # shrank by several limited steps
+
+
+def test_pi_controller_grows_the_step_when_the_error_grows_slowly() -> None:
+    slow = [0.0, 1e-14, 2e-14, 3e-14, 4e-14]  # growth per decision << target 1e-9
+    settings = pi_settings(slow, target=1e-9)
+    assert all(b > a for a, b in zip(settings[1:], settings[2:], strict=False))
+
+
+def test_pi_controller_follows_the_documented_formula() -> None:
+    env = FakeEnv(LogActionMap(1e-6, 1.0))
+    controller = PIController(target=1e-8, order=2.0, initial=1e-2)
+    controller.bind(env)  # type: ignore[arg-type]
+    for error in (0.0, 1e-8, 3e-8):
+        env.last_info = {"energy_error": error}
+        setting = controller.setting()
+    k_i, k_p = 0.3 / 3, 0.4 / 3
+    first = 1e-2 * 0.9 * (1e-8 / 1e-8) ** k_i  # previous growth = current on the first update
+    second = first * 0.9 * (1e-8 / 2e-8) ** k_i * (1e-8 / 2e-8) ** k_p
+    assert setting == pytest.approx(second, rel=1e-9)
+
+
+def test_cosine_schedule_decays_from_peak_to_floor() -> None:
+    env = FakeEnv(LogActionMap(1e-5, 1e-1))
+    controller = CosineSchedule(1e-2)
+    controller.bind(env)  # type: ignore[arg-type]
+    values = []
+    for step in (0, 50, 100):
+        env.last_info = {"step": step}
+        values.append(controller.setting())
+    assert values[0] == pytest.approx(1e-2)
+    assert values[1] == pytest.approx(1e-5 + (1e-2 - 1e-5) / 2)
+    assert values[2] == pytest.approx(1e-5)
+
+
+def test_cross_entropy_baselines_declare_their_env_arguments() -> None:
+    assert BASELINES.get("grad_clip").env_overrides == {"grad_clip": 1.0}
+    assert BASELINES.get("rho_cap").env_overrides == {"update_cap": "rho_a"}
+    assert BASELINES.get("rho_set").env_overrides == {"action": "radius"}
+    assert BASELINES.get("ngd").env_overrides == {"optimizer": "ngd"}
+    assert set(baselines_for("cross_entropy")) == {
+        "fixed_lr",
+        "cosine",
+        "grad_clip",
+        "rho_cap",
+        "rho_set",
+        "ngd",
+    }
+
+
+def test_wrong_domain_and_unbound_use_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="is for cross_entropy environments"):
+        check_baseline("fixed_lr", "three_body")
+    with pytest.raises(ConfigError, match="Did you mean 'timescale'"):
+        check_baseline("timescal", "three_body")
+    with pytest.raises(StepGymError, match="bind"):
+        ConstantSetting(0.1).predict(np.zeros(3))

@@ -1,0 +1,195 @@
+"""stepgym/CrossEntropy-v0: API checks, seeding, divergence, radius action, knobs, errors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import stepgym  # noqa: F401  (registers the environments)
+from stepgym.crossentropy.models import MODELS
+from stepgym.crossentropy.tasks import TASKS
+from stepgym.envs.cross_entropy import CrossEntropyEnv
+from stepgym.errors import ConfigError, UnknownNameError
+
+ENV_ID = "stepgym/CrossEntropy-v0"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (and the CPUs are shared); restore afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make(**kwargs: Any) -> gym.Env[Any, Any]:
+    return gym.make(ENV_ID, **kwargs)
+
+
+def run(env: gym.Env[Any, Any], action: Any, seed: int = 0) -> list[dict[str, Any]]:
+    env.reset(seed=seed)
+    infos = []
+    while True:
+        _, reward, terminated, truncated, info = env.step(action)
+        assert math.isfinite(reward)
+        infos.append(info)
+        if terminated or truncated:
+            return infos
+
+
+@pytest.mark.parametrize("model", MODELS.names())
+@pytest.mark.parametrize("action", ["continuous", "discrete", "radius"])
+def test_check_env_gymnasium_and_sb3(model: str, action: str) -> None:
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = CrossEntropyEnv(model=model, action=action, max_steps=3, batch_size=32, hidden=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+        sb3_check_env(env, warn=False)
+
+
+def test_same_seed_same_numbers() -> None:
+    env = make(model="cnn_batchnorm", action="radius", max_steps=6)
+    action = env.unwrapped.action_map.encode(0.5)
+    first, second = run(env, action, seed=3), run(env, action, seed=3)
+    other = run(env, action, seed=4)
+    keys = ("loss", "val_accuracy", "rho_a", "tau", "lr", "grad_norm")
+    assert [[i[k] for k in keys] for i in first] == [[i[k] for k in keys] for i in second]
+    assert [i["loss"] for i in first] != [i["loss"] for i in other]
+
+
+def test_huge_learning_rate_ends_diverged_without_exception() -> None:
+    env = make(model="mlp", optimizer="sgd", lr=1.0, lr_range=(1e-2, 1e6), max_steps=50)
+    infos = run(env, env.unwrapped.action_map.encode(1e6))
+    assert infos[-1]["termination_reason"] == "diverged"
+    assert len(infos) < 50
+
+
+def test_radius_action_sets_tau_to_r_rho_a() -> None:
+    env = make(model="mlp_layernorm", optimizer="adam", action="radius", max_steps=5)
+    env.reset(seed=0)
+    model = env.unwrapped.trainer.model
+    for r in (0.05, 0.5, 3.0):
+        before = [p.detach().clone() for p in model.parameters()]
+        _, _, _, _, info = env.step(env.unwrapped.action_map.encode(r))
+        moved = math.sqrt(
+            sum(
+                float((p.detach() - b).pow(2).sum())
+                for p, b in zip(model.parameters(), before, strict=True)
+            )
+        )
+        assert info["r"] == pytest.approx(r, rel=1e-5)
+        assert info["tau"] == pytest.approx(info["r"] * info["rho_a"], rel=1e-9)
+        assert moved == pytest.approx(info["tau"], rel=1e-4)
+        assert info["delta_a"] == pytest.approx(math.pi / info["rho_a"], rel=1e-9)
+
+
+def test_fixed_learning_rate_is_a_constant_action() -> None:
+    env = make(optimizer="momentum", lr=0.01, max_steps=3)
+    infos = run(env, env.unwrapped.action_map.encode(0.01))
+    assert [i["lr"] for i in infos] == pytest.approx([0.01] * 3, rel=1e-5)
+    assert infos[-1]["termination_reason"] == "step_budget"
+    required = {
+        "rho_a",
+        "r",
+        "tau",
+        "lr",
+        "loss",
+        "accuracy",
+        "val_accuracy",
+        "step",
+        "delta_a",
+        "grad_norm",
+        "evaluations",
+    }
+    assert required <= set(infos[-1])
+    assert infos[-1]["evaluations"] == 9  # forward + backward + JVP per step
+
+
+@pytest.mark.parametrize("mode", ["persistent", "single"])
+def test_learning_rate_spike(mode: str) -> None:
+    env = make(lr=1e-3, spike_factor=10.0, spike_step=1, spike_mode=mode, max_steps=4)
+    infos = run(env, env.unwrapped.action_map.encode(1e-3))
+    expected = [1e-3, 1e-2, 1e-2, 1e-2] if mode == "persistent" else [1e-3, 1e-2, 1e-3, 1e-3]
+    assert [i["lr"] for i in infos] == pytest.approx(expected, rel=1e-5)
+
+
+def test_update_cap_and_grad_clip() -> None:
+    env = make(
+        lr=1e-3, spike_factor=1e4, spike_step=0, update_cap="rho_a", grad_clip=0.5, max_steps=5
+    )
+    infos = run(env, env.unwrapped.action_map.encode(1e-3))
+    assert infos[-1]["termination_reason"] == "step_budget"
+    assert all(i["r"] <= 1.0 + 1e-9 and i["grad_norm"] <= 0.5 + 1e-9 for i in infos)
+
+
+def test_optional_features_and_sample_sets() -> None:
+    features = ["log_rho_a", "log_sharpness", "log_effective_step", "val_accuracy"]
+    for sample_set in ("probe", "train"):
+        env = make(model="cnn_batchnorm", features=features, sample_set=sample_set, max_steps=2)
+        obs, _ = env.reset(seed=0)
+        obs, *_, info = env.step(env.unwrapped.action_map.encode(1e-3))
+        assert obs.shape == (4,) and env.observation_space.contains(obs)
+        assert info["sharpness"] > 0 and math.isfinite(info["effective_step"])
+        assert info["hvp_passes"] == 11
+
+
+@pytest.mark.parametrize("task", [t for t in TASKS.names() if t != "custom"])
+def test_every_task_trains(task: str) -> None:
+    env = make(task=task, model="cnn", max_steps=2, n_samples=60)
+    infos = run(env, env.unwrapped.action_map.encode(1e-3))
+    assert infos[-1]["termination_reason"] == "step_budget"
+
+
+def test_worst_case_and_custom_arrays_with_ngd() -> None:
+    env = make(
+        task="worst_case",
+        model="linear",
+        optimizer="ngd",
+        lr=1.0,
+        n_samples=50,
+        max_steps=40,
+        batch_size=None,
+    )
+    infos = run(env, env.unwrapped.action_map.encode(1.0))
+    assert infos[-1]["val_accuracy"] == 1.0  # separated (every point, including the lone +1)
+    assert infos[-1]["ngd_beta"] > 1.0
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = np.where(x[:, 0] > 0, "yes", "no")
+    env = make(X=x, y=y, model="transformer", max_steps=2)
+    env.reset(seed=0)
+    assert env.unwrapped.trainer.data.n_classes == 2
+
+
+def test_errors_name_the_fix() -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean 'mlp_layernorm'"):
+        make(model="mlp_layernrom")
+    with pytest.raises(ConfigError, match="choose one of continuous, discrete, radius"):
+        make(action="lr")
+    with pytest.raises(ConfigError, match=r"valid: .*batch_size"):
+        make(batchsize=3)
+    with pytest.raises(ConfigError, match="choose one of batch, probe, train"):
+        make(sample_set="all")
+    with pytest.raises(ConfigError, match="use task='custom'"):
+        make(task="blobs", X=np.zeros((5, 2)), y=np.array([0, 1, 0, 1, 0]))
+
+
+def test_temperature_scales_the_radius() -> None:
+    torch.manual_seed(0)
+    env1 = make(max_steps=1, temperature=1.0)
+    env2 = make(max_steps=1, temperature=3.0, lr=1e-3)
+    # the first Adam step's direction is sign-like and temperature-free up to eps
+    i1 = run(env1, env1.unwrapped.action_map.encode(1e-3))[0]
+    i2 = run(env2, env2.unwrapped.action_map.encode(1e-3))[0]
+    assert i2["rho_a"] / i1["rho_a"] == pytest.approx(3.0, rel=1e-2)

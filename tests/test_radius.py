@@ -1,0 +1,163 @@
+"""The softmax radius against independent computations of the nearest complex zero of F."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stepgym.crossentropy.models import MODELS, ModelSpec, build_model
+from stepgym.radius import (
+    binary_exact_radius,
+    directional_logit_derivatives,
+    estimate_radius,
+    finite_difference_logit_derivatives,
+    logit_spread,
+    rho_a,
+    top2_radius,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (and the CPUs are shared); restore afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def newton_zeros(z: np.ndarray, a: np.ndarray, starts: np.ndarray, iters: int = 80) -> np.ndarray:
+    """Zeros of F(tau) = sum_k exp(z_k + a_k tau) by Newton from many complex starting points.
+
+    Returns the converged points whose |F| is negligible next to sum_k |exp(z_k + a_k tau)|.
+    The common factor exp(mean(a) tau) is divided out first: it has no zeros, and without it
+    Newton crawls from far starting points when the slopes are large but their spread small.
+    """
+    a = a - a.mean()
+    tau = starts.astype(np.complex128).copy()
+    with np.errstate(all="ignore"):
+        for _ in range(iters):
+            terms = np.exp(z[None, :] + a[None, :] * tau[:, None])
+            f = terms.sum(axis=1)
+            df = (terms * a[None, :]).sum(axis=1)
+            tau = tau - f / df
+        terms = np.exp(z[None, :] + a[None, :] * tau[:, None])
+        residual = np.abs(terms.sum(axis=1)) / np.abs(terms).sum(axis=1)
+    ok = np.isfinite(tau) & np.isfinite(residual) & (residual < 1e-10)
+    return tau[ok]
+
+
+def grid(extent: float, n: int = 41) -> np.ndarray:
+    axis = np.linspace(-extent, extent, n)
+    return (axis[:, None] + 1j * axis[None, :]).reshape(-1)
+
+
+def test_binary_exact_radius_is_the_nearest_complex_zero() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        z = rng.normal(0.0, 3.0, size=2)
+        a = rng.normal(0.0, 2.0, size=2)
+        spread = abs(a[0] - a[1])
+        expected = float(binary_exact_radius(z[0] - z[1], spread))
+        # the closed-form zeros (delta +- i pi) / Delta_a, written in tau with sign conventions
+        for sign in (1.0, -1.0):
+            tau0 = ((z[1] - z[0]) + sign * 1j * math.pi) / (a[0] - a[1])
+            terms = np.exp(z + a * tau0)
+            assert abs(terms.sum()) / np.abs(terms).sum() < 1e-12
+            assert abs(tau0) == pytest.approx(expected, rel=1e-12)
+        # an independent numeric search: Newton from a grid covering several zero spacings
+        extent = (abs(z[0] - z[1]) + 4 * math.pi) / spread
+        found = newton_zeros(z, a, grid(extent))
+        assert found.size > 0
+        assert float(np.abs(found).min()) == pytest.approx(expected, rel=1e-6)
+
+
+def test_top2_radius_is_exact_for_two_classes() -> None:
+    logits = torch.tensor([[1.0, -0.5], [0.2, 0.3]], dtype=torch.float64)
+    slopes = torch.tensor([[0.4, -1.0], [2.0, 1.5]], dtype=torch.float64)
+    targets = torch.tensor([0, 1])
+    got = top2_radius(logits, slopes, targets)
+    expected = binary_exact_radius(logits[:, 0] - logits[:, 1], slopes[:, 0] - slopes[:, 1])
+    torch.testing.assert_close(got, expected)
+
+
+def _polynomial_radius(z: np.ndarray, powers: np.ndarray, c: float) -> float:
+    """Nearest zero of F when a_k = c n_k: roots of P(w) = sum_k e^{z_k} w^{n_k}, tau = Log(w)/c."""
+    shifted = powers - powers.min()
+    coeffs = np.zeros(shifted.max() + 1)
+    np.add.at(coeffs, shifted, np.exp(z))
+    roots = np.roots(coeffs[::-1])
+    return float(np.min(np.abs(np.log(roots.astype(np.complex128)))) / abs(c))
+
+
+def test_multiclass_rho_a_never_exceeds_the_nearest_zero_commensurate() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        k = int(rng.integers(3, 7))
+        powers = rng.integers(0, 7, size=k)
+        if powers.max() == powers.min():
+            powers[0] = powers.max() + 1
+        c = float(rng.uniform(0.3, 3.0)) * float(rng.choice([-1.0, 1.0]))
+        z = rng.normal(0.0, 2.0, size=k)
+        a = c * powers
+        exact = _polynomial_radius(z, powers, c)
+        # the polynomial root really is a zero of F
+        bound = rho_a(float(a.max() - a.min()))
+        assert bound <= exact * (1 + 1e-9)
+        found = newton_zeros(z, a, grid(3 * exact, 21))
+        assert float(np.abs(found).min()) == pytest.approx(exact, rel=1e-6)
+
+
+def test_multiclass_rho_a_never_exceeds_the_nearest_zero_generic() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        k = int(rng.integers(3, 8))
+        z = rng.normal(0.0, 2.0, size=k)
+        a = rng.normal(0.0, 1.5, size=k)
+        bound = rho_a(float(a.max() - a.min()))
+        found = newton_zeros(z, a, grid(4 * bound + 10.0 / (a.max() - a.min())))
+        assert found.size > 0
+        assert bound <= float(np.abs(found).min()) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("training", [True, False])
+def test_jvp_matches_finite_differences(name: str, training: bool) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, ModelSpec(64, 10, 8, hidden=16)).double().train(training)
+    x = torch.randn(12, 64, dtype=torch.float64)
+    direction = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    z_jvp, a_jvp = directional_logit_derivatives(model, x, direction)
+    z_fd, a_fd = finite_difference_logit_derivatives(model, x, direction, eps=1e-5)
+    torch.testing.assert_close(z_jvp, z_fd)
+    torch.testing.assert_close(a_jvp, a_fd, rtol=1e-6, atol=1e-6)
+    for n, b in model.named_buffers():  # running statistics untouched
+        torch.testing.assert_close(b, buffers[n])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), z_jvp)
+
+
+def test_estimate_radius_normalises_direction_and_scales_with_temperature() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 3)).double()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    direction = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    doubled = {n: 2.0 * t for n, t in direction.items()}
+    first = estimate_radius(model, x, direction)
+    second = estimate_radius(model, x, doubled, temperature=2.0)
+    assert second.rho_a == pytest.approx(2.0 * first.rho_a, rel=1e-12)
+    assert first.rho_a == pytest.approx(math.pi / float(logit_spread(first.slopes).max()))
+    # for a linear model the slopes are exactly the logit change per unit distance
+    norm = math.sqrt(sum(float(t.pow(2).sum()) for t in direction.values()))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.add_(direction[n] / norm)
+        torch.testing.assert_close(model(x) - first.logits, first.slopes)
+    fd = estimate_radius(model, x, direction, method="fd")
+    assert fd.rho_a == pytest.approx(first.rho_a, rel=1e-6)
