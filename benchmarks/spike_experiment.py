@@ -115,8 +115,7 @@ def main() -> None:
         paper = PAPER.get(model, {}).get(condition)
         paper_text = f"{paper:5.1f}%" if paper is not None else "     -"
         ends = ", ".join(
-            f"{r.end_reason}@{r.steps}" if r.end_reason != "step_budget" else "ok"
-            for r in runs
+            f"{r.end_reason}@{r.steps}" if r.end_reason != "step_budget" else "ok" for r in runs
         )
         print(f"{model:<14} {condition:<20} {median:13.1f}% {paper_text}  {ends}")
     print(f"({time.perf_counter() - start:.1f} s)")

@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -165,6 +165,38 @@ def finite_difference_logit_derivatives(
     return logits, slopes
 
 
+def difference_slopes_inplace(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    old: Sequence[torch.Tensor],
+    direction: Sequence[torch.Tensor],
+    direction_norm: float,
+    eps: float,
+    base_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Slopes along the unit vector ``u = direction / direction_norm`` at ``old`` by differences.
+
+    Central, ``a ~ (z(old + eps u) - z(old - eps u)) / (2 eps)`` (two no-grad forwards, error
+    O(eps^2)); or, when ``base_logits = z(old)`` is already known (the training forward's
+    logits of the same batch), forward, ``a ~ (z(old + eps u) - z(old)) / eps`` (ONE forward,
+    error O(eps)). Both add float32 round-off O(1e-7 |z| / eps). The shifted points are
+    written INTO ``params`` (no ``functional_call``), which is what makes this cheap on small
+    models; the parameters are left shifted and the caller must overwrite them (e.g.
+    ``OptimizerIntegrator.commit(..., moved=True)``).
+    """
+    params, old, direction = list(params), list(old), list(direction)
+    step = eps / direction_norm
+    with torch.no_grad(), frozen_batchnorm_stats(model):
+        torch._foreach_copy_(params, torch._foreach_add(old, direction, alpha=step))
+        plus = model(inputs)
+        if base_logits is not None:
+            return (plus - base_logits.detach()) / eps
+        torch._foreach_copy_(params, torch._foreach_add(old, direction, alpha=-step))
+        minus = model(inputs)
+    return (plus - minus) / (2.0 * eps)
+
+
 def tensor_norm(tensors: Iterable[torch.Tensor]) -> float:
     """Euclidean norm of a list of tensors taken together (one fused reduction)."""
     parts = torch._foreach_norm(list(tensors))
@@ -211,9 +243,11 @@ def top2_radius(logits: torch.Tensor, slopes: torch.Tensor, targets: torch.Tenso
 
 
 def normalized_step(tau: float, radius: float) -> float:
-    """r = tau / rho_a: the step measured in radii (0 when the radius is infinite)."""
+    """r = tau / rho_a: the step measured in radii (0 for an infinite radius, inf for zero)."""
     if math.isinf(radius):
         return 0.0
+    if radius == 0.0:
+        return math.inf if tau > 0.0 else 0.0
     return tau / radius
 
 

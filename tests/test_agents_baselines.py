@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -66,6 +67,7 @@ def test_fixed_grid_covers_the_action_range_and_ias15_declares_its_needs() -> No
     action_map = LogActionMap(1e-4, 1e-1)
     grid = BASELINES.get("fixed").grid(action_map, 4)
     np.testing.assert_allclose(grid, [1e-4, 1e-3, 1e-2, 1e-1])
+    assert BASELINES.get("fixed").env_overrides == {"step_mode": "raw"}
     ias15 = BASELINES.get("ias15")
     assert ias15.env_overrides == {"integrator": "ias15", "step_mode": "raw"}
     env = FakeEnv(LogActionMap(1e-12, 1e-1))
@@ -89,14 +91,14 @@ def test_pi_controller_shrinks_the_step_when_the_error_grows_too_fast() -> None:
     growing_fast = [0.0, 1e-6, 1e-5, 1e-4, 1e-3]  # growth per decision >> target 1e-9
     settings = pi_settings(growing_fast, target=1e-9)
     assert settings[0] == pytest.approx(1e-3, rel=1e-5)
-    assert all(b < a for a, b in zip(settings[1:], settings[2:], strict=False))
+    assert all(b < a for a, b in itertools.pairwise(settings[1:]))
     assert settings[-1] < 1e-3 / 5  # shrank by several limited steps
 
 
 def test_pi_controller_grows_the_step_when_the_error_grows_slowly() -> None:
     slow = [0.0, 1e-14, 2e-14, 3e-14, 4e-14]  # growth per decision << target 1e-9
     settings = pi_settings(slow, target=1e-9)
-    assert all(b > a for a, b in zip(settings[1:], settings[2:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(settings[1:]))
 
 
 def test_pi_controller_follows_the_documented_formula() -> None:
@@ -126,10 +128,12 @@ def test_cosine_schedule_decays_from_peak_to_floor() -> None:
 
 
 def test_cross_entropy_baselines_declare_their_env_arguments() -> None:
-    assert BASELINES.get("grad_clip").env_overrides == {"grad_clip": 1.0}
-    assert BASELINES.get("rho_cap").env_overrides == {"update_cap": "rho_a"}
+    lr_mode = {"action": "continuous"}
+    assert BASELINES.get("fixed_lr").env_overrides == lr_mode
+    assert BASELINES.get("grad_clip").env_overrides == {**lr_mode, "grad_clip": 1.0}
+    assert BASELINES.get("rho_cap").env_overrides == {**lr_mode, "update_cap": "rho_a"}
     assert BASELINES.get("rho_set").env_overrides == {"action": "radius"}
-    assert BASELINES.get("ngd").env_overrides == {"optimizer": "ngd"}
+    assert BASELINES.get("ngd").env_overrides == {**lr_mode, "optimizer": "ngd"}
     assert set(baselines_for("cross_entropy")) == {
         "fixed_lr",
         "cosine",
@@ -147,3 +151,40 @@ def test_wrong_domain_and_unbound_use_are_clear_errors() -> None:
         check_baseline("timescal", "three_body")
     with pytest.raises(StepGymError, match="bind"):
         ConstantSetting(0.1).predict(np.zeros(3))
+
+
+def test_timescale_rule_on_the_real_three_body_env_applies_eta() -> None:
+    env = gym.make(
+        "stepgym/ThreeBody-v0",
+        integrator="leapfrog",
+        step_mode="timescale",
+        decision="fine",
+        horizon=2.0,
+    )
+    controller = BASELINES.get("timescale").factory(0.02)
+    controller.bind(env)
+    env.reset(seed=1)
+    _, _, _, _, info = env.step(controller.predict(np.zeros(8))[0])
+    assert info["setting"] == pytest.approx(0.02, rel=1e-4)
+    assert info["cost"] > 0
+
+
+def test_every_cross_entropy_baseline_runs_on_the_real_env(tmp_path: Any) -> None:
+    from stepgym.agents.config import EvaluateConfig
+    from stepgym.agents.evaluate import evaluate
+
+    names = tuple(baselines_for("cross_entropy"))
+    report = evaluate(
+        EvaluateConfig(
+            env_id="stepgym/CrossEntropy-v0",
+            env_kwargs='{"max_steps": 3}',
+            baselines=names,
+            grid_points=1,
+            n_episodes=1,
+            out_dir=tmp_path,
+        )
+    )
+    assert [row["family"] for row in report.summaries] == list(names)
+    assert all(row["episodes"] == 1 for row in report.summaries)
+    by_family = {row["family"]: row for row in report.episodes}
+    assert by_family["rho_set"]["max_r"] == pytest.approx(1.0, rel=0.05)  # r held at target 1

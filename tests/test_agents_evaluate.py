@@ -72,7 +72,7 @@ def test_evaluate_writes_tables_plot_and_matched_cost(toy_run: Path, tmp_path: P
         row["seed"] for row in episodes if row["controller"] == labels[1]
     }
     matched = read_csv(out / "matched.csv")
-    assert [row["controller"] for row in matched][0] == "policy"
+    assert matched[0]["controller"] == "policy"
     assert matched[1]["controller"].startswith("timescale(")
     # toy cost is exactly 20 decisions / (0.1 eta): bisection lands within a few percent
     assert float(matched[1]["cost_ratio"]) == pytest.approx(1.0, rel=0.05)

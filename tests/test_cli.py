@@ -62,11 +62,31 @@ def test_corrupted_model_is_a_one_line_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs"
-    assert main([
-        "train", "--env-id", TOY, "--total-timesteps", "64", "--n-envs", "1", "--n-steps", "64",
-        "--n-epochs", "1", "--eval-freq", "0", "--checkpoint-freq", "0", "--no-progress-bar",
-        "--runs-dir", str(runs),
-    ]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--env-id",
+                TOY,
+                "--total-timesteps",
+                "64",
+                "--n-envs",
+                "1",
+                "--n-steps",
+                "64",
+                "--n-epochs",
+                "1",
+                "--eval-freq",
+                "0",
+                "--checkpoint-freq",
+                "0",
+                "--no-progress-bar",
+                "--runs-dir",
+                str(runs),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     (run_dir,) = runs.iterdir()
     assert f"run directory: {run_dir}" in out
@@ -77,8 +97,20 @@ def test_corrupted_model_is_a_one_line_error(
 def test_evaluate_subcommand_prints_table_and_files(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    argv = ["evaluate", "--env-id", TOY, "--baselines", "timescale", "pi", "--grid-points", "2",
-            "--n-episodes", "2", "--out-dir", str(tmp_path)]
+    argv = [
+        "evaluate",
+        "--env-id",
+        TOY,
+        "--baselines",
+        "timescale",
+        "pi",
+        "--grid-points",
+        "2",
+        "--n-episodes",
+        "2",
+        "--out-dir",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "| controller |" in out and "timescale(eta=" in out and "pi(target=" in out
@@ -89,7 +121,11 @@ def test_python_dash_m_stepgym_reports_errors_without_traceback() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "stepgym", "evaluate", "--policy", "missing_run"],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: no such run directory")

@@ -17,8 +17,12 @@ from stepgym.crossentropy.models import MODELS
 from stepgym.crossentropy.tasks import TASKS
 from stepgym.envs.cross_entropy import CrossEntropyEnv
 from stepgym.errors import ConfigError, UnknownNameError
+from stepgym.integrators.optimizers import OPTIMIZERS
 
 ENV_ID = "stepgym/CrossEntropy-v0"
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +197,52 @@ def test_temperature_scales_the_radius() -> None:
     i1 = run(env1, env1.unwrapped.action_map.encode(1e-3))[0]
     i2 = run(env2, env2.unwrapped.action_map.encode(1e-3))[0]
     assert i2["rho_a"] / i1["rho_a"] == pytest.approx(3.0, rel=1e-2)
+
+
+@pytest.mark.parametrize("sample_set", ["batch", "probe"])
+def test_finite_difference_radius_tracks_the_exact_one(sample_set: str) -> None:
+    kwargs = {
+        "model": "mlp_layernorm",
+        "action": "radius",
+        "max_steps": 8,
+        "sample_set": sample_set,
+    }
+    exact = run(make(**kwargs), 0)
+    approx = run(make(radius_method="fd", **kwargs), 0)
+    for e, a in zip(exact, approx, strict=True):
+        assert a["rho_a"] == pytest.approx(e["rho_a"], rel=2e-2)
+        assert a["tau"] == pytest.approx(a["r"] * a["rho_a"], rel=1e-6)
+    assert approx[-1]["jvp_passes"] == 0
+
+
+@pytest.mark.slow
+def test_spike_acceptance_experiment() -> None:
+    """Radius at r = 0.5 survives a x10,000 spike (>= 90% median); plain Adam does not."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "spike_experiment.py"
+    spec = importlib.util.spec_from_file_location("spike_experiment", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["spike_experiment"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    seeds = range(5)
+    controlled = [module.run_once("mlp_layernorm", "radius r=0.5", s) for s in seeds]
+    plain = [module.run_once("mlp_layernorm", "plain Adam", s) for s in seeds]
+    assert sorted(r.val_accuracy for r in controlled)[2] >= 0.90
+    assert all(r.end_reason == "step_budget" for r in controlled)
+    assert all(r.end_reason == "diverged" or r.val_accuracy < 0.7 for r in plain)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
+def test_every_optimizer_trains_in_both_action_families(optimizer: str) -> None:
+    for action, setting in (("radius", 0.5), ("continuous", None)):
+        env = make(model="mlp_layernorm", optimizer=optimizer, action=action, max_steps=5)
+        value = env.unwrapped.config.base_lr if setting is None else setting
+        infos = run(env, env.unwrapped.action_map.encode(value))
+        assert infos[-1]["termination_reason"] == "step_budget"
+        assert infos[-1]["val_accuracy"] > infos[0]["val_accuracy"] - 0.2
+        if action == "radius":
+            assert all(i["r"] == pytest.approx(0.5, rel=1e-5) for i in infos)

@@ -13,12 +13,19 @@ from torch import nn
 from stepgym.crossentropy.models import MODELS, ModelSpec, build_model
 from stepgym.radius import (
     binary_exact_radius,
+    difference_slopes_inplace,
     directional_logit_derivatives,
     estimate_radius,
     finite_difference_logit_derivatives,
+    frozen_batchnorm_stats,
     logit_spread,
     rho_a,
+    tensor_norm,
     top2_radius,
+)
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
 )
 
 
@@ -161,3 +168,21 @@ def test_estimate_radius_normalises_direction_and_scales_with_temperature() -> N
         torch.testing.assert_close(model(x) - first.logits, first.slopes)
     fd = estimate_radius(model, x, direction, method="fd")
     assert fd.rho_a == pytest.approx(first.rho_a, rel=1e-6)
+
+
+@pytest.mark.parametrize("forward", [False, True])
+def test_in_place_differences_match_the_jvp(forward: bool) -> None:
+    torch.manual_seed(0)
+    model = build_model("cnn_batchnorm", ModelSpec(64, 10, 8, hidden=16)).double().train()
+    x = torch.randn(12, 64, dtype=torch.float64)
+    names = [n for n, _ in model.named_parameters()]
+    params = [p.detach() for p in model.parameters()]
+    old = [p.clone() for p in params]
+    direction = [torch.randn_like(p) for p in params]
+    norm = tensor_norm(direction)
+    _, exact = directional_logit_derivatives(model, x, dict(zip(names, direction, strict=True)))
+    with torch.no_grad(), frozen_batchnorm_stats(model):
+        base = model(x) if forward else None
+    eps = 1e-7 if forward else 1e-5
+    slopes = difference_slopes_inplace(model, x, params, old, direction, norm, eps, base)
+    torch.testing.assert_close(slopes, exact / norm, rtol=1e-5, atol=1e-5)

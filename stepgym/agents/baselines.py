@@ -213,7 +213,9 @@ class BaselineSpec:
         return math.sqrt(low * high)
 
     def grid(self, action_map: LogActionMap, n: int) -> list[float]:
-        """``n`` log-spaced parameter values over the sweep range."""
+        """``n`` log-spaced parameter values over the sweep range (n = 1: the default)."""
+        if n == 1:
+            return [self.resolve(None, action_map)]
         low, high = self.sweep_range(action_map)
         return [float(v) for v in np.logspace(math.log10(low), math.log10(high), n)]
 
@@ -228,6 +230,7 @@ BASELINES.add(
         "one fixed setting (step or accuracy parameter) for the whole run",
         "three_body",
         parameter="setting",
+        env_overrides={"step_mode": "raw"},
     ),
 )
 BASELINES.add(
@@ -268,6 +271,7 @@ BASELINES.add(
         "fixed learning rate",
         "cross_entropy",
         parameter="lr",
+        env_overrides={"action": "continuous"},
     ),
 )
 BASELINES.add(
@@ -277,6 +281,7 @@ BASELINES.add(
         "cosine decay from a peak learning rate over the episode",
         "cross_entropy",
         parameter="peak_lr",
+        env_overrides={"action": "continuous"},
     ),
 )
 BASELINES.add(
@@ -286,7 +291,7 @@ BASELINES.add(
         "fixed learning rate with the gradient norm clipped to 1",
         "cross_entropy",
         parameter="lr",
-        env_overrides={"grad_clip": 1.0},
+        env_overrides={"action": "continuous", "grad_clip": 1.0},
     ),
 )
 BASELINES.add(
@@ -296,7 +301,7 @@ BASELINES.add(
         "fixed learning rate with the update capped at rho_a (Prop 5.2)",
         "cross_entropy",
         parameter="lr",
-        env_overrides={"update_cap": "rho_a"},
+        env_overrides={"action": "continuous", "update_cap": "rho_a"},
     ),
 )
 BASELINES.add(
@@ -317,7 +322,7 @@ BASELINES.add(
         "normalised gradient descent at a fixed learning rate",
         "cross_entropy",
         parameter="lr",
-        env_overrides={"optimizer": "ngd"},
+        env_overrides={"action": "continuous", "optimizer": "ngd"},
     ),
 )
 

@@ -145,7 +145,8 @@ class QuickstartConfig:
     """Seed of training and evaluation."""
     runs_dir: Path = Path("runs")
     """Where the run directory is created."""
-    horizon: int | None = None
-    """Decisions per episode (default: the environment's)."""
+    horizon: float | None = None
+    """Episode horizon passed to the env as ``horizon`` (ThreeBody: simulated time, default
+    100 decision slices); smaller values make a faster, rougher quickstart."""
     progress_bar: bool = True
     """Show a progress bar during training."""

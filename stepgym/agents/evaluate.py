@@ -104,8 +104,13 @@ def matched_cost(
     seeds: list[int],
     target_cost: float,
     iterations: int,
+    done: dict[tuple[str, float], list[dict[str, Any]]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Bisect baseline ``name``'s parameter to ``target_cost``; (summary row, episode rows)."""
+    """Bisect baseline ``name``'s parameter to ``target_cost``; (summary row, episode rows).
+
+    ``done`` maps (baseline name, parameter) to episode rows already computed on the same
+    seeds (e.g. the grid's ends), which are reused instead of rerun.
+    """
     spec = check_baseline(name, domain.name)
     if not spec.parametrised:
         raise ConfigError(
@@ -118,7 +123,8 @@ def matched_cost(
 
     def cost_of(value: float) -> float:
         contender = baseline_contender(env_id, base_kwargs, name, spec, domain, value)
-        runs[value] = evaluate_contender(env_id, contender, domain, seeds)
+        cached = (done or {}).get((name, value))
+        runs[value] = cached or evaluate_contender(env_id, contender, domain, seeds)
         return summarize(runs[value])["median_cost"]
 
     result = bisect_log(cost_of, low, high, target_cost, iterations)
@@ -189,7 +195,14 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
     match = config.match if config.match is not None else domain.match_baseline
     if policy is not None and match:
         report.matched = matched_table(
-            env_id, kwargs, match, domain, seeds, report.summaries[0], config.bisect_iters
+            env_id,
+            kwargs,
+            match,
+            domain,
+            seeds,
+            report.summaries[0],
+            config.bisect_iters,
+            episodes,
         )
     write_report(report, domain, env_id)
     return report
@@ -203,13 +216,18 @@ def matched_table(
     seeds: list[int],
     policy_summary: dict[str, Any],
     iterations: int,
+    episodes: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """[policy row, baseline row at matched median cost] with error ratios."""
     target = float(policy_summary["median_cost"])
     if not (math.isfinite(target) and target > 0):
         logger.warning("policy cost %s cannot be matched; skipping the comparison", target)
         return []
-    summary, _rows = matched_cost(env_id, kwargs, name, domain, seeds, target, iterations)
+    done: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for row in episodes:
+        if row["parameter"] is not None:
+            done.setdefault((row["family"], row["parameter"]), []).append(row)
+    summary, _rows = matched_cost(env_id, kwargs, name, domain, seeds, target, iterations, done)
     policy_row = {
         "controller": "policy",
         "parameter": None,

@@ -8,12 +8,15 @@ the policy's median cost. Sized to finish in a few minutes on two CPU cores.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stepgym.agents.config import EvaluateConfig, QuickstartConfig, TrainConfig
+from stepgym.agents.envs import parse_env_kwargs
 from stepgym.agents.evaluate import EvaluationReport, evaluate
 from stepgym.agents.train import train
 from stepgym.errors import check_positive_int
@@ -31,12 +34,20 @@ class QuickstartResult:
     evaluate_seconds: float
 
 
+def env_kwargs(config: QuickstartConfig) -> dict[str, Any]:
+    """The quickstart's env kwargs, with its horizon if one is set."""
+    kwargs = parse_env_kwargs(config.env_kwargs)
+    if config.horizon is not None:
+        kwargs["horizon"] = config.horizon
+    return kwargs
+
+
 def train_config(config: QuickstartConfig) -> TrainConfig:
     """The small PPO run of the quickstart."""
     n_steps = 128
     return TrainConfig(
         env_id=config.env_id,
-        env_kwargs=config.env_kwargs,
+        env_kwargs=json.dumps(env_kwargs(config)),
         algo="ppo",
         total_timesteps=config.total_timesteps,
         n_envs=config.n_envs,

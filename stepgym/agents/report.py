@@ -80,13 +80,13 @@ def pareto_plot(
         families.setdefault(str(summary["family"]), []).append(summary)
     for family, members in families.items():
         points = sorted(
-            (m for m in members if _plottable(m)), key=lambda m: float(m["median_cost"])
+            (m for m in members if _plottable(m, log_error)), key=lambda m: float(m["median_cost"])
         )
         if not points:
             continue
         costs = [float(m["median_cost"]) for m in points]
         errors = [float(m["median_error"]) for m in points]
-        failures = max(float(m["failure_rate"]) for m in points)
+        failures = max(float(m["failure_rate"]) for m in members)
         label = f"{family} (failures up to {failures:.0%})"
         if len(points) > 1:
             axes.plot(costs, errors, marker="o", label=label)
@@ -116,6 +116,8 @@ def pareto_plot(
     return path
 
 
-def _plottable(summary: Mapping[str, Any]) -> bool:
+def _plottable(summary: Mapping[str, Any], log_error: bool) -> bool:
+    """Points with all episodes failed have no error median and are left out of the curve."""
     cost, error = float(summary["median_cost"]), float(summary["median_error"])
-    return math.isfinite(cost) and cost > 0 and math.isfinite(error) and error > 0
+    positive = error > 0 if log_error else error >= 0
+    return math.isfinite(cost) and cost > 0 and math.isfinite(error) and positive

@@ -268,14 +268,19 @@ def train(config: TrainConfig) -> Path:
             config.total_timesteps,
             run_dir,
         )
-        model.learn(
-            total_timesteps=config.total_timesteps,
-            callback=build_callbacks(config, run_dir, eval_env),
-            tb_log_name=name,
-            progress_bar=config.progress_bar,
-        )
-        model.save(str(run_dir / MODEL_FILE))
-        train_env.save(str(run_dir / VECNORM_FILE))
+        try:
+            model.learn(
+                total_timesteps=config.total_timesteps,
+                callback=build_callbacks(config, run_dir, eval_env),
+                tb_log_name=name,
+                progress_bar=config.progress_bar,
+            )
+        except KeyboardInterrupt:
+            logger.warning("interrupted: saving the model trained so far to %s", run_dir)
+            raise
+        finally:  # an interrupted run keeps what it learned, with matching statistics
+            model.save(str(run_dir / MODEL_FILE))
+            train_env.save(str(run_dir / VECNORM_FILE))
     finally:
         train_env.close()
         eval_env.close()

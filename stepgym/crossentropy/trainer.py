@@ -28,19 +28,39 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from stepgym.crossentropy.config import CrossEntropyConfig
 from stepgym.crossentropy.features import CEState
 from stepgym.crossentropy.models import ModelSpec, build_model
 from stepgym.crossentropy.rewards import CETransition
+from stepgym.crossentropy.sharpness import top_eigenvalue
 from stepgym.crossentropy.tasks import TaskData, TaskRequest, load_task
 from stepgym.integrators.base import NO_WORK, Work
-from stepgym.integrators.optimizers import OptimizerIntegrator
-from stepgym.radius import estimate_radius, frozen_batchnorm_stats, normalized_step
+from stepgym.integrators.optimizers import OptimizerIntegrator, Proposal
+from stepgym.radius import (
+    difference_slopes_inplace,
+    estimate_radius,
+    logit_spread,
+    normalized_step,
+    rho_a,
+    tensor_norm,
+)
 
 logger = logging.getLogger(__name__)
+
+FD_EPS = 1e-3
+"""Finite-difference step of ``radius_method="fd"`` relative to the previous step's rho_a:
+forward-difference truncation error ~ FD_EPS pi / 2 relative to Delta_a (~0.2%), round-off
+~ 1e-7 |z| / (FD_EPS pi); the first step, with no previous radius, uses
+1e-3 max(||theta||, 1)."""
+
+
+def fd_step(previous_rho: float, old: list[torch.Tensor]) -> float:
+    """The finite-difference step for ``radius_method="fd"`` (see :data:`FD_EPS`)."""
+    if math.isfinite(previous_rho) and previous_rho > 0.0:
+        return FD_EPS * previous_rho
+    return 1e-3 * max(tensor_norm(old), 1.0)
 
 
 @dataclass
@@ -68,32 +88,6 @@ class StepOutcome:
     diverged: bool
     info: dict[str, Any] = field(default_factory=dict)
     work: Work = NO_WORK
-
-
-def top_eigenvalue(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    temperature: float,
-    iters: int,
-    generator: torch.Generator,
-) -> float:
-    """Largest Hessian eigenvalue of the batch loss by power iteration on HVPs."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    with frozen_batchnorm_stats(model):
-        loss = F.cross_entropy(model(x) / temperature, y)
-    grads = torch.autograd.grad(loss, params, create_graph=True)
-    vec = [torch.randn(p.shape, generator=generator) for p in params]
-    eig = math.nan
-    for _ in range(iters):
-        norm = torch.sqrt(sum((v.pow(2).sum() for v in vec), torch.zeros(())))
-        if not torch.isfinite(norm) or norm == 0:
-            return math.nan
-        vec = [v / norm for v in vec]
-        hvp = torch.autograd.grad(grads, params, vec, retain_graph=True)
-        eig = float(sum(float((h * v).sum()) for h, v in zip(hvp, vec, strict=True)))
-        vec = [h.detach() for h in hvp]
-    return eig
 
 
 class Trainer:
@@ -185,7 +179,8 @@ class Trainer:
         x, y = self._next_batch()
         params = [p for _, p in self.integrator.named]
 
-        logits = self.model(x) / cfg.temperature
+        raw_logits = self.model(x)
+        logits = raw_logits / cfg.temperature
         loss_t = F.cross_entropy(logits, y)
         loss = float(loss_t.detach())
         accuracy = float((logits.argmax(dim=-1) == y).float().mean())
@@ -217,19 +212,15 @@ class Trainer:
             return self._diverged(setting, unit_action, loss, accuracy, info, before, start)
         rho, delta_a = math.inf, 0.0
         if raw_tau > 0.0:
-            estimate = estimate_radius(
-                self.model, self._sample_set(x), proposal.update, params=proposal.old,
-                temperature=cfg.temperature, method=cfg.radius_method,  # type: ignore[arg-type]
-                direction_norm=raw_tau,
-            )  # fmt: skip
-            rho, delta_a = estimate.rho_a, estimate.delta_a_max
-            self.counters.jvp += 1 if cfg.radius_method == "jvp" else 3
+            rho, delta_a = self._radius(x, raw_logits, proposal, raw_tau)
+            if not rho > 0.0:  # NaN or zero: the logits or their slopes blew up
+                return self._diverged(setting, unit_action, loss, accuracy, info, before, start)
         scale = 1.0
         if cfg.action == "radius" and raw_tau > 0.0 and math.isfinite(rho):
             scale = setting * rho / raw_tau
         if cfg.update_cap == "rho_a" and raw_tau > 0.0:
             scale *= min(1.0, rho / (scale * raw_tau))
-        self.integrator.commit(proposal, scale)
+        self.integrator.commit(proposal, scale, moved=cfg.radius_method == "fd")
         tau = scale * raw_tau
 
         self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
@@ -271,6 +262,34 @@ class Trainer:
         return self._outcome(state, diverged, tau, info, before, start)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _radius(
+        self, x_batch: torch.Tensor, raw_logits: torch.Tensor, proposal: Proposal, raw_tau: float
+    ) -> tuple[float, float]:
+        """(rho_a, max Delta_a) along the proposed update at the old parameters.
+
+        ``"fd"`` on the batch reuses the training forward's logits (forward differences, one
+        extra forward); on the probe / train sets it takes central differences (two).
+        """
+        cfg, inputs = self.config, self._sample_set(x_batch)
+        if cfg.radius_method == "jvp":
+            estimate = estimate_radius(
+                self.model, inputs, proposal.update, params=proposal.old,
+                temperature=cfg.temperature, direction_norm=raw_tau,
+            )  # fmt: skip
+            self.counters.jvp += 1
+            return estimate.rho_a, estimate.delta_a_max
+        names = [n for n, _ in self.integrator.named]
+        old = [proposal.old[n] for n in names]
+        eps = fd_step(self.state.rho_a, old)
+        base = raw_logits.detach() if cfg.sample_set == "batch" else None
+        slopes = difference_slopes_inplace(
+            self.model, inputs, self.integrator.parameters(), old,
+            [proposal.update[n] for n in names], raw_tau, eps, base,
+        )  # fmt: skip
+        self.counters.forward += 1 if base is not None else 2
+        worst = float(logit_spread(slopes).max())
+        return rho_a(worst, cfg.temperature), worst
+
     def _effective_step(self, lr: float) -> float:
         names = tuple(getattr(self.model, "scale_invariant", ())) or tuple(
             n for n, p in self.integrator.named if p.ndim > 1

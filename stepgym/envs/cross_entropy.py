@@ -33,6 +33,16 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     (``tau = ||actual update||``) transfers across models and optimizers: ``r < 1`` is safe,
     collapse sets in between 1 and 10.
 
+    Each step: forward/backward on a mini-batch, the optimizer's step at the chosen lr (or the
+    base lr in radius mode) measured as the actual update ``p``, ``rho_a`` along
+    ``v = p / ||p||`` at the old weights over the sample set (``sample_set``: batch / probe /
+    train; ``radius_method``: exact forward-mode JVP or cheap finite differences), then
+    ``theta = theta_old + s p`` (``s = r rho_a / ||p||`` in radius mode, times
+    ``min(1, rho_a / tau)`` with ``update_cap="rho_a"``), then validation. BatchNorm: the radius
+    differentiates the logits in the model's training mode (batch statistics, running
+    statistics untouched). Training lives in :mod:`stepgym.crossentropy.trainer`, the radius in
+    :mod:`stepgym.radius`, the optimizers in :mod:`stepgym.integrators.optimizers`.
+
     Tasks (``task``): digits, breast_cancer, separable, worst_case, blobs, custom (``X``, ``y``).
     Models (``model``): linear, mlp, mlp_layernorm, cnn, cnn_batchnorm, transformer.
     Optimizers (``optimizer``): sgd, momentum, adam, adamw, sgdp, adamp, ngd.
@@ -102,7 +112,16 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     radius_method, temperature, spike_factor, spike_step, spike_mode, grad_clip, update_cap,
     divergence_loss, features, reward, X, y, ...). ``info`` per step holds ``rho_a, r, tau, lr,
     loss, accuracy, val_accuracy, val_loss, step, delta_a, grad_norm`` and the pass counters
-    ``evaluations, forward_passes, backward_passes, jvp_passes, hvp_passes``.
+    ``evaluations`` (= ``cost``), ``forward_passes, backward_passes, jvp_passes, hvp_passes``
+    (cumulative, deterministic), plus ``optimizer_lr`` (the lr the optimizer stepped with),
+    ``scale`` (s), ``raw_tau`` (||p||), ``r_target``, ``spike``. ``lr`` is the effective rate
+    of the committed update (``optimizer_lr * s``). Wall time is kept out of ``info`` (not
+    reproducible): ``env.unwrapped.last_work``.
+
+    Perturbations: ``spike_factor=k`` from ``spike_step`` on (``spike_mode="persistent"``) or
+    for that step only (``"single"``) multiplies the learning rate; in radius mode it multiplies
+    the raw update before the rescale, which therefore absorbs it. ``temperature=T`` divides the
+    logits by ``T`` (``rho_a = pi T / Delta_a``).
 
     ## Version History
 

@@ -200,15 +200,23 @@ class OptimizerIntegrator:
             dict(zip(names, old, strict=True)), dict(zip(names, update, strict=True)), norm
         )
 
-    def commit(self, proposal: Proposal, scale: float) -> None:
-        """Set theta = theta_old + scale * p (a no-op when scale == 1)."""
-        if scale == 1.0:
+    def commit(self, proposal: Proposal, scale: float, *, moved: bool = False) -> None:
+        """Set theta = theta_old + scale * p.
+
+        A no-op when ``scale == 1`` unless ``moved`` says the parameters were moved since
+        :meth:`propose` (the in-place finite-difference radius does that).
+        """
+        if scale == 1.0 and not moved:
             return
-        # theta sits at old + p after propose(), so adding (scale - 1) p lands on old + scale p
         with torch.no_grad():
             params = [p.detach() for _, p in self.named]
+            old = [proposal.old[n] for n, _ in self.named]
             update = [proposal.update[n] for n, _ in self.named]
-            torch._foreach_add_(params, update, alpha=scale - 1.0)
+            torch._foreach_copy_(params, torch._foreach_add(old, update, alpha=scale))
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The trainable parameters (detached views that share storage)."""
+        return [p.detach() for _, p in self.named]
 
     def state_summary(self) -> Mapping[str, Any]:
         """Small facts about the optimizer for ``info`` (e.g. ngd's beta)."""

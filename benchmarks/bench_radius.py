@@ -1,0 +1,160 @@
+"""Cost of the softmax radius: (training step with the radius) / (training step without).
+
+A plain step is ``zero_grad; forward; cross-entropy; backward; optimizer.step()`` (Adam).
+A radius step adds what ``action="radius"`` does: snapshot the parameters, measure the actual
+update ``p``, one JVP of the logits along ``p`` at the old parameters over the batch, and the
+rescale ``theta = theta_old + s p`` to ``tau = 0.5 rho_a``. Both run on identical models side by
+side; repeats are interleaved (alternating order) and the ratio of medians is reported, for
+the exact JVP and for the in-place forward differences (``radius_method="fd"``: one
+no-grad forward, the training forward's logits reused). Then whole environment steps per
+second (``gymnasium.make("stepgym/CrossEntropy-v0")``, including validation every step).
+
+Run: ``python benchmarks/bench_radius.py [--repeats 30] [--block 10]``. Single torch thread.
+The paper's figures (GPU, ResNet-18, batch 128): exact JVP 2.28x, finite differences 1.66x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+import stepgym  # noqa: F401  (registers the environments)
+from stepgym.crossentropy.models import ModelSpec, build_model
+from stepgym.crossentropy.tasks import TaskRequest, load_task
+from stepgym.crossentropy.trainer import fd_step
+from stepgym.integrators.optimizers import OptimizerIntegrator
+from stepgym.radius import (
+    difference_slopes_inplace,
+    estimate_radius,
+    logit_spread,
+    rho_a,
+)
+
+
+class Stepper:
+    """One model + Adam, stepping through the training set in fixed batches."""
+
+    def __init__(self, model_name: str, batch: int | None, kind: str) -> None:
+        data = load_task("digits", TaskRequest(), np.random.default_rng(0), 0.2)
+        n = len(data.y_train) if batch is None else batch
+        self.batches = [
+            (data.x_train[i : i + n], data.y_train[i : i + n])
+            for i in range(0, len(data.y_train) - n + 1, n)
+        ]
+        torch.manual_seed(0)
+        self.model = build_model(model_name, ModelSpec(data.n_features, 10, data.image_side))
+        self.integrator = OptimizerIntegrator(self.model, "adam", 1e-3)
+        self.kind, self.count, self.last_rho = kind, 0, math.inf
+
+    def __call__(self) -> None:
+        x, y = self.batches[self.count % len(self.batches)]
+        self.count += 1
+        integrator = self.integrator
+        integrator.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        F.cross_entropy(logits, y).backward()
+        if self.kind == "plain":
+            integrator.optimizer.step()
+            return
+        proposal = integrator.propose(1e-3)
+        if proposal.norm == 0.0:
+            return
+        if self.kind == "jvp":
+            rho = estimate_radius(
+                self.model, x, proposal.update, params=proposal.old, direction_norm=proposal.norm
+            ).rho_a
+            integrator.commit(proposal, 0.5 * rho / proposal.norm)
+            return
+        old = list(proposal.old.values())
+        slopes = difference_slopes_inplace(
+            self.model, x, integrator.parameters(), old, list(proposal.update.values()),
+            proposal.norm, fd_step(self.last_rho, old), logits.detach(),
+        )  # fmt: skip
+        self.last_rho = rho_a(float(logit_spread(slopes).max()))
+        integrator.commit(proposal, 0.5 * self.last_rho / proposal.norm, moved=True)
+
+
+def make_steps(model_name: str, batch: int | None) -> dict[str, Callable[[], None]]:
+    """One plain / radius (exact JVP) / radius (central differences) stepper each."""
+    return {kind: Stepper(model_name, batch, kind) for kind in ("plain", "jvp", "fd")}
+
+
+def time_block(step: Callable[[], None], block: int) -> float:
+    start = time.perf_counter()
+    for _ in range(block):
+        step()
+    return (time.perf_counter() - start) / block
+
+
+def overhead(model_name: str, batch: int | None, repeats: int, block: int) -> dict[str, float]:
+    steps = make_steps(model_name, batch)
+    for step in steps.values():  # warm up
+        time_block(step, 3)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    order = list(steps)
+    for rep in range(repeats):
+        for kind in order if rep % 2 == 0 else order[::-1]:
+            times[kind].append(time_block(steps[kind], block))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "plain_ms": 1e3 * med["plain"],
+        "jvp_ms": 1e3 * med["jvp"],
+        "fd_ms": 1e3 * med["fd"],
+        "jvp_ratio": med["jvp"] / med["plain"],
+        "fd_ratio": med["fd"] / med["plain"],
+    }
+
+
+def env_steps_per_second(model: str, action: str, steps: int = 200) -> float:
+    env = gym.make("stepgym/CrossEntropy-v0", model=model, action=action, max_steps=steps)
+    env.reset(seed=0)
+    act = env.unwrapped.action_map.encode(0.5 if action == "radius" else 1e-3)  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    done, count = False, 0
+    while not done:
+        _, _, terminated, truncated, _ = env.step(act)
+        done, count = terminated or truncated, count + 1
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--block", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "
+        f"Adam, digits; {args.repeats} interleaved repeats x {args.block} steps, medians"
+    )
+    print(
+        f"{'model':<6} {'batch':>5} {'plain ms':>9} {'+jvp ms':>8} {'ratio':>6} "
+        f"{'+fd ms':>7} {'ratio':>6}"
+    )
+    for model in ("mlp", "cnn"):
+        for batch in (64, None):
+            res = overhead(model, batch, args.repeats, args.block)
+            label = "full" if batch is None else str(batch)
+            print(
+                f"{model:<6} {label:>5} {res['plain_ms']:9.3f} {res['jvp_ms']:8.3f} "
+                f"{res['jvp_ratio']:5.2f}x {res['fd_ms']:7.3f} {res['fd_ratio']:5.2f}x"
+            )
+    print("paper (GPU, ResNet-18, batch 128): exact JVP 2.28x, finite differences 1.66x")
+    print("environment steps per second (batch 64, validation every step):")
+    for model in ("mlp", "cnn"):
+        for action in ("continuous", "radius"):
+            rate = env_steps_per_second(model, action)
+            print(f"  {model:<4} action={action:<10} {rate:8.1f} steps/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Shared helpers of the experiment scripts: print each command, run it, collect results.
+
+Every script prints the exact ``python -m stepgym ...`` commands it runs (``--dry-run`` only
+prints them) and writes a Markdown report under ``results/`` that quotes those commands and
+the tables the commands wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """Options every experiment script takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--dry-run", action="store_true", help="only print the commands")
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "experiments")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply training steps and episode counts (e.g. 0.1 for a smoke run)",
+    )
+    return p
+
+
+def scaled(value: int, scale: float, minimum: int = 1) -> int:
+    return max(minimum, round(value * scale))
+
+
+def stepgym(args: Sequence[str], dry_run: bool, log: list[str]) -> None:
+    """Print and (unless dry_run) run ``python -m stepgym ARGS``; stop on failure."""
+    command = [sys.executable, "-m", "stepgym", *map(str, args)]
+    shown = "python -m stepgym " + " ".join(shlex.quote(str(a)) for a in args)
+    log.append(shown)
+    print(f"$ {shown}", flush=True)
+    if dry_run:
+        return
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT)
+    print(f"# finished in {time.perf_counter() - start:.0f} s (exit {result.returncode})")
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def latest_run(runs_dir: Path, exp_name: str) -> Path:
+    """The newest run directory of ``exp_name`` under ``runs_dir``."""
+    runs = sorted(runs_dir.glob(f"*__{exp_name}__*"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        return runs_dir / f"<run of {exp_name}>"
+    return runs[-1]
+
+
+def kwargs(**values: object) -> str:
+    """Env keyword arguments as the JSON string --env-kwargs takes."""
+    return json.dumps(values)
+
+
+def write_report(
+    name: str, title: str, commands: list[str], sections: list[tuple[str, Path]], notes: str = ""
+) -> Path:
+    """results/<name>.md: the commands, then each (heading, Markdown file) section."""
+    RESULTS.mkdir(exist_ok=True)
+    lines = [f"# {title}", "", notes, "", "## Commands", "", "```bash", *commands, "```", ""]
+    for heading, path in sections:
+        lines += [f"## {heading}", ""]
+        if path.is_file():
+            body = path.read_text().splitlines()
+            lines += [line for line in body if not line.startswith("# ")]
+        else:
+            lines.append(f"(not produced: {path} is missing)")
+        lines.append("")
+    out = RESULTS / f"{name}.md"
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+    return out
