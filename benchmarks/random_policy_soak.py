@@ -45,7 +45,7 @@ def soak(episodes: int = 1000, seed: int = 0, verbose: bool = False) -> Counter[
     rng = np.random.default_rng(seed)
     counts: Counter[str] = Counter()
     by_integrator: dict[str, Counter[str]] = {name: Counter() for name in INTEGRATORS}
-    slowest = (0.0, {})
+    slowest: tuple[float, dict[str, Any]] = (0.0, {})
     for episode in range(episodes):
         config = episode_config(rng)
         env = gym.make("stepgym/ThreeBody-v0", **config)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -125,7 +126,15 @@ def directional_logit_derivatives(
     tangent = {n: direction[n].detach() for n in primal}
     buffers = {n: b for n, b in model.named_buffers()}
 
-    with frozen_batchnorm_stats(model), torch.no_grad(), forward_ad.dual_level():
+    with (
+        frozen_batchnorm_stats(model),
+        torch.no_grad(),
+        forward_ad.dual_level(),
+        warnings.catch_warnings(),
+    ):
+        # torch scripts some forward-AD decompositions on first use and warns that
+        # torch.jit.script is deprecated; that is torch's internal business, not the user's
+        warnings.simplefilter("ignore", DeprecationWarning)
         dual = {n: forward_ad.make_dual(p, tangent[n]) for n, p in primal.items()}
         out = functional_call(model, {**dual, **buffers}, (inputs,))
         logits, slopes = forward_ad.unpack_dual(out)

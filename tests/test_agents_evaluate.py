@@ -179,3 +179,15 @@ def test_missing_and_corrupted_model_files_are_config_errors(toy_run: Path, tmp_
     (broken / "vecnormalize.pkl").write_bytes(b"\x80\x04garbage")
     with pytest.raises(ConfigError, match="VecNormalize statistics"):
         load_policy(broken)
+
+
+def test_three_body_escape_is_an_outcome_but_energy_error_is_a_failure() -> None:
+    def episode(reason: str, error: float) -> list[dict[str, object]]:
+        return [{"energy_error": 0.0}, {"energy_error": error, "termination_reason": reason}]
+
+    failed = THREE_BODY_DOMAIN.failed
+    assert failed(episode("energy_error", 0.2))
+    assert failed(episode("stalled", 1e-9))
+    assert failed(episode("horizon", float("nan")))
+    assert not failed(episode("escape", 1e-9))
+    assert not failed(episode("horizon", 1e-9))

@@ -63,6 +63,9 @@ def test_run_dir_holds_config_models_stats_and_tensorboard(run_dir: Path) -> Non
     assert list((run_dir / "checkpoints").glob("rl_model_*_steps.zip"))
     assert list((run_dir / "checkpoints").glob("rl_model_vecnormalize_*_steps.pkl"))
     assert (run_dir / "eval" / "evaluations.npz").is_file()
+    checkpoint = load_policy(run_dir / "checkpoints" / "rl_model_256_steps.zip")
+    assert checkpoint.model_path.name == "rl_model_256_steps.zip"
+    assert checkpoint.vec_normalize is not None
     best_stats = load_vec_normalize(run_dir / "best" / "vecnormalize.pkl")
     assert best_stats.obs_rms.count > 1  # statistics were gathered, not a fresh object
     assert best_stats.training is False and best_stats.norm_reward is False
@@ -136,3 +139,19 @@ def test_bad_options_raise_config_errors(
     with pytest.raises(ConfigError, match=message):
         train(tiny_config(tmp_path, **overrides))
     assert not (tmp_path / "runs").exists()  # nothing written before validation passes
+
+
+def test_subprocess_envs_train_the_real_three_body_env(tmp_path: Path) -> None:
+    config = tiny_config(
+        tmp_path,
+        env_id="stepgym/ThreeBody-v0",
+        vec_env="subproc",
+        env_kwargs='{"integrator": "leapfrog", "step_mode": "timescale", "horizon": 3.0}',
+        eval_freq=0,
+        checkpoint_freq=0,
+        total_timesteps=128,
+    )
+    run = train(config)
+    policy = load_policy(run)
+    assert policy.model.observation_space.shape == (8,)
+    assert policy.vec_normalize is not None and policy.vec_normalize.obs_rms.count > 100

@@ -48,6 +48,8 @@ def test_help_lists_subcommands_and_documents_every_option(
         (["train", "--env-kwargs", "{bad json"], "JSON object"),
         (["evaluate", "--policy", "/no/such/run"], "no such run directory"),
         (["evaluate", "--env-id", TOY, "--baselines", "fixed_lr"], "is for cross_entropy"),
+        (["evaluate", "--env-id", TOY, "--baselines", "timescle"], "Did you mean 'timescale'"),
+        (["evaluate", "--env-id", TOY, "--n-episodes", "0"], "n-episodes must be a positive"),
         (["transfer"], "transfer needs --policies"),
         ([], "Expected one of"),
     ],

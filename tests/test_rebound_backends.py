@@ -140,3 +140,21 @@ def test_timescale_rule_ends_exactly_at_the_requested_time(name: str) -> None:
         fine = propagator.advance_rule_steps(1, 0.05)
         assert fine.work.steps == 1
         assert propagator.last_step() == pytest.approx(0.05 * t_dyn, rel=1e-12)
+
+
+def test_c_counter_and_python_fallback_count_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepgym.integrators import force_counter
+
+    counts = []
+    for pure in (False, True):
+        force_counter.load_c_counter.cache_clear()
+        if pure:
+            monkeypatch.setenv("STEPGYM_PURE_PYTHON_COUNTER", "1")
+        propagator = ReboundPropagator("ias15", Budget(max_evaluations=5e4))
+        propagator.load(PYTHAGOREAN)
+        counts.append(propagator.advance_raw_to(3.0, 1e-9).work.evaluations)
+        stalled = propagator.advance_raw_to(1e6, 1e-9)
+        assert stalled.status == "stalled" and stalled.work.evaluations < 5e4 + 1000
+    force_counter.load_c_counter.cache_clear()
+    monkeypatch.delenv("STEPGYM_PURE_PYTHON_COUNTER")
+    assert counts[0] == counts[1] > 0

@@ -44,7 +44,7 @@ def run_constant(env: Any, setting: float, max_decisions: int = 10_000) -> list[
 @pytest.mark.parametrize("action", ["continuous", "discrete"])
 @pytest.mark.parametrize("integrator", list(INTEGRATORS))
 def test_gymnasium_and_sb3_env_checkers_pass(integrator: str, action: str) -> None:
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         integrator=integrator, action=action, slice_time=0.05, horizon=0.2, wall_time_in_info=False
     )
     gym_check_env(gym.make(ENV_ID, **kwargs).unwrapped, skip_render_check=True)
@@ -52,7 +52,7 @@ def test_gymnasium_and_sb3_env_checkers_pass(integrator: str, action: str) -> No
 
 
 def test_timescale_fine_mode_passes_checkers_with_cost_weight_range() -> None:
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         integrator="leapfrog",
         step_mode="timescale",
         decision="fine",
@@ -170,7 +170,7 @@ def test_fine_modes_add_no_error() -> None:
         sim.dt = eta * t_dyn
         sim.steps(1)
     assert info["t"] == pytest.approx(sim.t, rel=1e-12)
-    assert info["energy_error"] == pytest.approx(_direct_error(sim, energy0), rel=1e-6)
+    assert info["energy_error"] == pytest.approx(_direct_error(sim, energy0), rel=1e-9)
 
 
 def test_info_has_the_promised_keys() -> None:
@@ -305,6 +305,7 @@ def test_action_map_contract_constant_setting() -> None:
 
 # -- soak ----------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_random_policy_soak_1000_episodes() -> None:
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "random_policy_soak.py"
     spec = importlib.util.spec_from_file_location("random_policy_soak", path)

@@ -26,7 +26,8 @@ class TrainConfig:
     n_envs: int = 4
     """Parallel training environments."""
     vec_env: Literal["dummy", "subproc"] = "dummy"
-    """'dummy' runs the environments in this process, 'subproc' one process each."""
+    """'dummy' runs the environments in this process, 'subproc' one process each (the env id
+    must be registered on import, as stepgym's are)."""
     seed: int = 0
     """Seed of everything: torch, numpy, the environments' instances."""
     exp_name: str = "ppo"
@@ -78,8 +79,8 @@ class EvaluateConfig:
     env_id: str | None = None
     """Environment id; defaults to the policy's training environment."""
     env_kwargs: str | None = None
-    """Environment keyword arguments as JSON; default: the policy's, else '{}'. Held-out
-    overrides (e.g. split='test') are always applied."""
+    """Environment keyword arguments as JSON, applied over the policy's training ones (e.g.
+    '{"horizon": 300}'); held-out overrides (e.g. split='test') are always applied."""
     baselines: tuple[str, ...] | None = None
     """Baseline controllers to score (see 'stepgym evaluate --list-baselines'); default: the
     environment's reference baselines. Parametrised ones are run over their grid."""
@@ -96,7 +97,7 @@ class EvaluateConfig:
     seed: int = 0
     """Base seed of the held-out episodes."""
     out_dir: Path | None = None
-    """Where tables and the plot go; default: <run>/eval or runs/eval__<env>__<time>."""
+    """Where tables and the plot go; default: <run>/evaluation or runs/eval__<env>__<time>."""
     list_baselines: bool = False
     """List the registered baselines and exit."""
 
@@ -128,18 +129,21 @@ class QuickstartConfig:
 
     env_id: str = "stepgym/ThreeBody-v0"
     """Environment id."""
-    env_kwargs: str = '{"integrator": "leapfrog", "step_mode": "timescale"}'
-    """Environment keyword arguments (JSON): a fixed-step integrator driven by the
-    dimensionless step eta, where the timescale rule is the baseline to beat."""
-    total_timesteps: int = 12_000
+    env_kwargs: str = (
+        '{"integrator": "leapfrog", "step_mode": "timescale", "raw_range": [0.0001, 0.1]}'
+    )
+    """Environment keyword arguments (JSON): the fixed-step leapfrog driven by the
+    dimensionless step eta, where the timescale rule is the baseline to beat; raw_range only
+    bounds the fixed-step grid (steps below 1e-4 take minutes per episode)."""
+    total_timesteps: int = 40_000
     """PPO training steps."""
     n_envs: int = 4
     """Parallel training environments."""
-    n_episodes: int = 20
+    n_episodes: int = 30
     """Held-out evaluation episodes per controller."""
-    grid_points: int = 4
+    grid_points: int = 5
     """Parameter values per baseline curve."""
-    bisect_iters: int = 4
+    bisect_iters: int = 6
     """Bisection iterations of the matched-cost comparison."""
     seed: int = 0
     """Seed of training and evaluation."""

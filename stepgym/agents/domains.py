@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepgym.envs.base import TRUNCATION_REASONS
 from stepgym.registry import Registry
 
 EpisodeInfos = Sequence[Mapping[str, Any]]
@@ -50,10 +49,13 @@ def end_reason(infos: EpisodeInfos) -> str:
     return str(reason) if reason is not None else "none"
 
 
-def ended_by_failure(infos: EpisodeInfos) -> bool:
-    """True if the episode was terminated (not truncated by its horizon or budget)."""
-    reason = infos[-1].get("termination_reason")
-    return reason is not None and reason not in TRUNCATION_REASONS
+THREE_BODY_FAILURES = frozenset({"energy_error", "stalled", "invalid_action"})
+"""Ends that are numerical failures; "escape" and "close_encounter" are physical outcomes."""
+
+
+def _three_body_failed(infos: EpisodeInfos) -> bool:
+    error = _final_abs("energy_error")(infos)
+    return end_reason(infos) in THREE_BODY_FAILURES or not math.isfinite(error)
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,7 @@ THREE_BODY_DOMAIN = Domain(
     error_label="|dE/E0|",
     cost=_final("cost"),
     cost_label="force evaluations",
-    failed=lambda infos: (
-        ended_by_failure(infos) or not math.isfinite(_final_abs("energy_error")(infos))
-    ),
+    failed=_three_body_failed,
     metrics={
         "energy_error": _final_abs("energy_error"),
         "wall_time": _final("wall_time"),
@@ -115,8 +115,10 @@ THREE_BODY_DOMAIN = Domain(
 
 
 def _cross_entropy_diverged(infos: EpisodeInfos) -> bool:
+    """Divergence as in the softmax-radius paper (final loss > 10), or as the env saw it."""
     loss = _final("loss")(infos)
-    return end_reason(infos) == "diverged" or not math.isfinite(loss) or loss > 10.0
+    reason = end_reason(infos)
+    return reason in ("diverged", "invalid_action") or not math.isfinite(loss) or loss > 10.0
 
 
 def _cross_entropy_cost(infos: EpisodeInfos) -> float:

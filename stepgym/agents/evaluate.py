@@ -162,21 +162,19 @@ def resolve_target(config: EvaluateConfig) -> tuple[str, dict[str, Any], Trained
     if env_id is None:
         raise ConfigError("nothing to evaluate: pass --policy RUN_DIR or --env-id with baselines.")
     check_env_id(env_id)
-    if config.env_kwargs is not None:
-        kwargs = parse_env_kwargs(config.env_kwargs)
-    else:
-        kwargs = policy.env_kwargs if policy else {}
-    return env_id, kwargs, policy
+    overrides = parse_env_kwargs(config.env_kwargs) if config.env_kwargs is not None else {}
+    return env_id, merged(policy.env_kwargs if policy else {}, overrides), policy
 
 
-def evaluate(config: EvaluateConfig) -> EvaluationReport:
-    """Score the policy and the baselines; write tables and the plot; return the report."""
-    check_positive_int("n-episodes", config.n_episodes)
-    check_positive_int("grid-points", config.grid_points)
-    env_id, kwargs, policy = resolve_target(config)
-    domain = domain_for(env_id)
-    seeds = held_out_seeds(domain, config.seed, config.n_episodes)
-    names = config.baselines if config.baselines is not None else domain.reference_baselines
+def build_contenders(
+    config: EvaluateConfig,
+    env_id: str,
+    kwargs: dict[str, Any],
+    domain: Domain,
+    policy: TrainedPolicy | None,
+    names: tuple[str, ...],
+) -> list[Contender]:
+    """The policy (if any), then each baseline over its grid or at ``--baseline-param``."""
     contenders: list[Contender] = []
     if policy is not None:
         contenders.append(Contender("policy", policy, merged(kwargs, domain.held_out), "policy"))
@@ -188,11 +186,27 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
             )
         else:
             contenders += baseline_grid(env_id, kwargs, name, domain, config.grid_points)
+    return contenders
+
+
+def evaluate(config: EvaluateConfig) -> EvaluationReport:
+    """Score the policy and the baselines; write tables and the plot; return the report."""
+    check_positive_int("n-episodes", config.n_episodes)
+    check_positive_int("grid-points", config.grid_points)
+    if config.bisect_iters < 0:
+        raise ConfigError(f"bisect-iters must be >= 0, got {config.bisect_iters}.")
+    env_id, kwargs, policy = resolve_target(config)
+    domain = domain_for(env_id)
+    names = config.baselines if config.baselines is not None else domain.reference_baselines
+    match = config.match if config.match is not None else domain.match_baseline
+    for name in (*names, *([match] if match and policy is not None else [])):
+        check_baseline(name, domain.name)  # fail before any episode is run
+    seeds = held_out_seeds(domain, config.seed, config.n_episodes)
+    contenders = build_contenders(config, env_id, kwargs, domain, policy, tuple(names))
     episodes = [row for c in contenders for row in evaluate_contender(env_id, c, domain, seeds)]
     report = EvaluationReport(
         default_out_dir(config, env_id, policy), summary_rows(episodes), episodes
     )
-    match = config.match if config.match is not None else domain.match_baseline
     if policy is not None and match:
         report.matched = matched_table(
             env_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,7 @@ def load_policy(path: Path, use_best: bool = True) -> TrainedPolicy:
             f"could not load the model {model_path} ({type(error).__name__}: {error}); the file "
             f"is corrupted or not an SB3 {algo.__name__} model: retrain or use a checkpoint."
         ) from None
-    stats_path = model_path.parent / VECNORM_FILE
+    stats_path = stats_path_for(model_path)
     vec_normalize = load_vec_normalize(stats_path) if stats_path.is_file() else None
     if vec_normalize is None and record["config"].get("norm_obs", True):
         raise ConfigError(
@@ -134,6 +135,15 @@ def load_policy(path: Path, use_best: bool = True) -> TrainedPolicy:
             f"restore the file or retrain."
         )
     return TrainedPolicy(model, vec_normalize, run_dir, model_path, record)
+
+
+def stats_path_for(model_path: Path) -> Path:
+    """The VecNormalize file saved with a model: ``vecnormalize.pkl`` beside it, or for an SB3
+    checkpoint ``<prefix>_<N>_steps.zip`` its ``<prefix>_vecnormalize_<N>_steps.pkl``."""
+    match = re.fullmatch(r"(.+)_(\d+)_steps\.zip", model_path.name)
+    if match:
+        return model_path.parent / f"{match[1]}_vecnormalize_{match[2]}_steps.pkl"
+    return model_path.parent / VECNORM_FILE
 
 
 def load_vec_normalize(path: Path) -> VecNormalize:

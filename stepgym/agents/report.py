@@ -68,7 +68,7 @@ def pareto_plot(
     title: str = "",
 ) -> Path:
     """Median error against median cost: a curve per parametrised baseline, a marker per
-    single controller; failure rates in the legend."""
+    single controller; failure rates beside the points and in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,6 +100,16 @@ def pareto_plot(
                 linestyle="none",
                 label=f"{points[0]['controller']} (failures {failures:.0%})",
             )
+        for point, cost, error in zip(points, costs, errors, strict=True):
+            rate = float(point["failure_rate"])
+            if rate > 0:  # failures are reported beside the point, apart from the error
+                axes.annotate(
+                    f"{rate:.0%}",
+                    (cost, error),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=7,
+                )
     axes.set_xscale("log")
     if log_error:
         axes.set_yscale("log")

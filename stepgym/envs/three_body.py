@@ -236,7 +236,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     def _observe(self, state: ThreeBodyState) -> None:
         p = self.propagator
         assert p.view is not None
-        p.view.read(state.positions, state.velocities)
+        state.reader = p.view.read
+        state.fresh = False
         state.t_dyn, state.min_separation = p.view.timescale_and_separation(p.G)
         state.t = p.t
         state.last_step = p.last_step()

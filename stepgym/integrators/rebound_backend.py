@@ -19,6 +19,7 @@ schemes, counted by a callback for adaptive ones) with wall time beside it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from typing import Any
 
 from stepgym.errors import MissingDependencyError
 from stepgym.integrators.base import Work
+from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
 from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
 from stepgym.threebody.physics import Body, ParticleView
 
@@ -36,7 +38,9 @@ __all__ = ["INTEGRATORS", "AdvanceResult", "Budget", "ReboundIntegrator", "Rebou
 
 logger = logging.getLogger(__name__)
 
-_CHECK_EVERY = 4096  # evaluations between budget checks inside the counting callback
+_CHECK_EVERY = 1024  # evaluations between wall-clock checks inside the Python callback
+# counter layout shared with the C counter: [evaluations, limit, stopped flag, deadline]
+_COUNT, _LIMIT, _STOPPED, _DEADLINE = range(COUNTER_FIELDS)
 _CHUNK_EVALUATIONS = 200_000  # fixed-step work per sim.steps() call between budget checks
 
 
@@ -94,9 +98,7 @@ class ReboundPropagator:
         self.G = G
         self.sim: Any = None
         self.view: ParticleView | None = None
-        # [evaluations, next check, limit, deadline, stopped-by-budget flag]
-        self._counter: list[float] = [0.0, 0.0, 0.0, 0.0, 0.0]
-        self._callback: Any = None
+        self._counter = (ctypes.c_double * COUNTER_FIELDS)()
 
     # -- setup ---------------------------------------------------------------------------------
     def load(
@@ -119,23 +121,26 @@ class ReboundPropagator:
         if exit_min_distance is not None:
             sim.exit_min_distance = exit_min_distance
         if self.scheme.evaluations_per_step is None:
-            self._callback = self._make_counter()
-            sim.additional_forces = self._callback
+            address = load_c_counter()
+            sim.extras = ctypes.addressof(self._counter)
+            sim.additional_forces = address if address is not None else self._make_counter()
             sim.force_is_velocity_dependent = 0
         self.sim = sim
         self.view = ParticleView(sim)
 
     def _make_counter(self) -> Any:
+        """The Python twin of the C counter (used when no C compiler is available)."""
         counter = self._counter
-        clock = time.perf_counter
+        clock = time.monotonic
 
         def count_evaluation(_sim_pointer: Any) -> None:
-            counter[0] += 1.0
-            if counter[0] >= counter[1]:
-                counter[1] += _CHECK_EVERY
-                if counter[0] > counter[2] or clock() > counter[3]:
-                    counter[4] = 1.0
-                    self.sim.stop()
+            counter[_COUNT] += 1.0
+            if counter[_STOPPED]:
+                return
+            late = counter[_COUNT] % _CHECK_EVERY == 0 and clock() > counter[_DEADLINE]
+            if counter[_COUNT] > counter[_LIMIT] or late:
+                counter[_STOPPED] = 1.0
+                self.sim.stop()
 
         return count_evaluation
 
@@ -159,11 +164,10 @@ class ReboundPropagator:
     def _begin(self) -> tuple[float, int, float]:
         start = time.perf_counter()
         counter = self._counter
-        counter[0] = 0.0
-        counter[1] = _CHECK_EVERY
-        counter[2] = self.budget.max_evaluations
-        counter[3] = start + self.budget.max_wall_time
-        counter[4] = 0.0
+        counter[_COUNT] = 0.0
+        counter[_LIMIT] = self.budget.max_evaluations
+        counter[_STOPPED] = 0.0
+        counter[_DEADLINE] = time.monotonic() + self.budget.max_wall_time
         return start, int(self.sim.steps_done), float(self.sim.t)
 
     def _finish(
@@ -172,8 +176,8 @@ class ReboundPropagator:
         sim = self.sim
         steps = int(sim.steps_done) - steps0
         per_step = self.scheme.evaluations_per_step
-        evaluations = self._counter[0] if per_step is None else float(steps * per_step)
-        if status is None and self._counter[4]:
+        evaluations = self._counter[_COUNT] if per_step is None else float(steps * per_step)
+        if status is None and self._counter[_STOPPED]:
             status, message = "stalled", "the advance exceeded its evaluation or wall budget"
         if status is None and not math.isfinite(sim.t + sim.dt_last_done):
             status, message = "stalled", "the clock or step became non-finite"
@@ -225,15 +229,22 @@ class ReboundPropagator:
             n = min(chunk, remaining) if remaining > 0 else 1
             sim.steps(n)
             if self._over_budget((sim.steps_done - steps0) * per_step, deadline):
-                self._counter[4] = 1.0
+                self._counter[_STOPPED] = 1.0
                 return
 
     def advance_raw_steps(self, n_steps: int, value: float) -> AdvanceResult:
         """Take ``n_steps`` steps with the raw setting ``value``."""
         start, steps0, _ = self._begin()
-        self.scheme.apply_raw(self.sim, value)
+        sim, per_step = self.sim, self.scheme.evaluations_per_step
+        self.scheme.apply_raw(sim, value)
+        deadline = start + self.budget.max_wall_time
+        chunk = n_steps if per_step is None else max(1, _CHUNK_EVALUATIONS // per_step)
         try:
-            self.sim.steps(n_steps)
+            for first in range(0, n_steps, chunk):  # adaptive: the counter bounds the call
+                sim.steps(min(chunk, n_steps - first))
+                if per_step and self._over_budget((sim.steps_done - steps0) * per_step, deadline):
+                    self._counter[_STOPPED] = 1.0
+                    break
         except Exception as error:
             return self._finish(start, steps0, *self._reason(error))
         return self._finish(start, steps0)
@@ -252,25 +263,23 @@ class ReboundPropagator:
         per_step = scheme.evaluations_per_step
         limit = self.budget.max_evaluations
         counter = self._counter
+        done_within = 1e-13 * max(1.0, abs(t_end))  # round-off left after the last step
         try:
             while True:
                 remaining = t_end - sim.t
-                if remaining <= 0.0:
+                if remaining <= done_within:
                     break
                 dt = eta * view.timescale(G)
-                if dt >= remaining:
-                    scheme.apply_step(sim, remaining)
-                    sim.steps(1)
-                    continue
-                n = min(retime_every, max(1, int(remaining / dt)))
-                scheme.apply_step(sim, dt)
+                n = 1 if dt >= remaining else min(retime_every, max(1, int(remaining / dt)))
+                scheme.apply_step(sim, min(dt, remaining))
+                t_before = sim.t
                 sim.steps(n)
-                done = counter[0] if per_step is None else (sim.steps_done - steps0) * per_step
-                if counter[4] or done > limit or time.perf_counter() > deadline:
-                    counter[4] = 1.0
+                if not sim.t > t_before:
+                    return self._finish(start, steps0, "stalled", "the clock stopped advancing")
+                done = counter[_COUNT] if per_step is None else (sim.steps_done - steps0) * per_step
+                if counter[_STOPPED] or done > limit or time.perf_counter() > deadline:
+                    counter[_STOPPED] = 1.0
                     break
-                if not dt > 0.0:
-                    return self._finish(start, steps0, "stalled", "t_dyn collapsed to zero")
         except Exception as error:
             return self._finish(start, steps0, *self._reason(error))
         return self._finish(start, steps0)
@@ -284,10 +293,17 @@ class ReboundPropagator:
         start, steps0, _ = self._begin()
         sim, scheme, view, G = self.sim, self.scheme, self.view, self.G
         assert view is not None
+        deadline = start + self.budget.max_wall_time
+        per_step = scheme.evaluations_per_step
         try:
-            for _ in range(n_steps):
+            for i in range(n_steps):
                 scheme.apply_step(sim, eta * view.timescale(G))
                 sim.steps(1)
+                if i & 1023 == 1023:  # a cheap periodic budget check
+                    done = (sim.steps_done - steps0) * per_step if per_step else 0.0
+                    if self._counter[_STOPPED] or self._over_budget(done, deadline):
+                        self._counter[_STOPPED] = 1.0
+                        break
         except Exception as error:
             return self._finish(start, steps0, *self._reason(error))
         return self._finish(start, steps0)

@@ -92,11 +92,26 @@ class IAS15(ReboundIntegrator):
         "In timescale mode epsilon = 0 (IAS15's own fixed-step mode) with dt = eta * t_dyn."
     )
 
+    _fixed_step: bool = False  # epsilon already 0 (setting it costs ~1 us per step)
+
+    _epsilon: float = -1.0  # last epsilon set (setting one costs ~15 us in REBOUND 5.2)
+
+    def setup(self, sim: Any) -> None:
+        super().setup(sim)
+        self._fixed_step = False
+        self._epsilon = -1.0
+
     def apply_raw(self, sim: Any, value: float) -> None:
-        sim.integrator.epsilon = value
+        if value != self._epsilon or self._fixed_step:
+            sim.integrator.epsilon = value
+            self._epsilon = value
+        self._fixed_step = False
 
     def apply_step(self, sim: Any, dt: float) -> None:
-        sim.integrator.epsilon = 0.0
+        if not self._fixed_step:
+            sim.integrator.epsilon = 0.0
+            self._epsilon = 0.0
+            self._fixed_step = True
         sim.dt = dt
 
 
@@ -114,14 +129,28 @@ class BulirschStoer(ReboundIntegrator):
         "(max_dt), since BS cannot switch its error control off."
     )
 
+    _capped: bool = False  # tolerances already at timescale_tolerance
+
+    _tolerance: float = -1.0  # last raw tolerance set (each setting costs ~15 us)
+
+    def setup(self, sim: Any) -> None:
+        super().setup(sim)
+        self._capped = False
+        self._tolerance = -1.0
+
     def apply_raw(self, sim: Any, value: float) -> None:
-        sim.integrator.eps_rel = value
-        sim.integrator.eps_abs = value
-        sim.integrator.max_dt = 0.0
+        if value != self._tolerance or self._capped:
+            sim.integrator.eps_rel = value
+            sim.integrator.eps_abs = value
+            sim.integrator.max_dt = 0.0
+            self._tolerance = value
+        self._capped = False
 
     def apply_step(self, sim: Any, dt: float) -> None:
-        sim.integrator.eps_rel = self.timescale_tolerance
-        sim.integrator.eps_abs = self.timescale_tolerance
+        if not self._capped:
+            sim.integrator.eps_rel = self.timescale_tolerance
+            sim.integrator.eps_abs = self.timescale_tolerance
+            self._capped = True
         sim.integrator.max_dt = dt
         sim.dt = dt
 

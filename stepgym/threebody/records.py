@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,12 +25,18 @@ def log_error(energy_error: float) -> float:
 
 @dataclass
 class ThreeBodyState:
-    """The snapshot the features read (updated in place by the environment)."""
+    """The snapshot the features read (updated in place by the environment).
 
-    positions: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
-    """(3, 3) positions in N-body units."""
-    velocities: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
-    """(3, 3) velocities in N-body units."""
+    Positions and velocities are copied from the simulation only when a feature asks for
+    them (``reader`` fills the two arrays), so feature sets without them cost nothing.
+    """
+
+    reader: Callable[[np.ndarray, np.ndarray], None] | None = None
+    """Fills (positions, velocities) from the simulation; set by the environment."""
+    fresh: bool = False
+    """True when the arrays hold the current state; the environment clears it each step."""
+    _positions: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    _velocities: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
     t: float = 0.0
     """Simulated time."""
     energy_error: float = 0.0
@@ -50,6 +57,23 @@ class ThreeBodyState:
     """Last setting as a unit action in [-1, 1] (0 before the first decision)."""
     cost_weight: float = 1.0
     """This episode's cost weight."""
+
+    def _refresh(self) -> None:
+        if not self.fresh and self.reader is not None:
+            self.reader(self._positions, self._velocities)
+            self.fresh = True
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(3, 3) positions in N-body units."""
+        self._refresh()
+        return self._positions
+
+    @property
+    def velocities(self) -> np.ndarray:
+        """(3, 3) velocities in N-body units."""
+        self._refresh()
+        return self._velocities
 
 
 @dataclass

@@ -1,0 +1,198 @@
+"""Overhead of ThreeBody-v0 against bare REBOUND doing the same integration, side by side.
+
+(a) slice mode: one decision per 0.1 yr, constant raw setting, against one bare
+    ``sim.integrate`` over the same simulated interval with the same settings (ratio, target
+    <= 1.3x);
+(b) fine mode: microseconds per integrator step against a bare Python loop of
+    ``sim.steps(1)`` (difference, target <= 10 us per step).
+
+Measurements alternate env and bare runs and report the median of the repeats.
+
+    python benchmarks/bench_three_body.py [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import rebound
+
+import stepgym  # noqa: F401 - registers the environments
+from stepgym.threebody.initial_conditions import SEED_PAPER_SLICE
+
+SLICE_CASES = [  # (ic_set, integrator, raw setting, decisions)
+    ("seed_paper", "leapfrog", 1e-4, 20),
+    ("seed_paper", "whfast", 1e-4, 20),
+    ("seed_paper", "saba", 1e-4, 10),
+    ("seed_paper", "ias15", 1e-9, 100),
+    ("seed_paper", "bs", 1e-8, 100),
+    ("pythagorean", "ias15", 1e-9, 20),
+    ("pythagorean", "bs", 1e-8, 20),
+]
+FINE_CASES = [  # (integrator, step_mode, setting, steps_per_decision)
+    ("leapfrog", "raw", 1e-4, 1),
+    ("leapfrog", "raw", 1e-4, 10),
+    ("leapfrog", "timescale", 1e-3, 1),
+    ("leapfrog", "timescale", 1e-3, 10),
+    ("ias15", "raw", 1e-9, 10),
+    ("ias15", "timescale", 1e-2, 10),
+]
+FINE_STEPS = 20_000
+
+
+def _env(**kwargs: Any) -> Any:
+    env = gym.make("stepgym/ThreeBody-v0", **kwargs).unwrapped
+    env.reset(seed=0)
+    return env
+
+
+def _bare_copy(env: Any, integrator: str) -> rebound.Simulation:
+    sim = rebound.Simulation()
+    for p in env.propagator.sim.particles:
+        sim.add(m=p.m, x=p.x, y=p.y, z=p.z, vx=p.vx, vy=p.vy, vz=p.vz)
+    sim.integrator = integrator
+    return sim
+
+
+def _apply(sim: rebound.Simulation, integrator: str, setting: float) -> None:
+    if integrator == "ias15":
+        sim.integrator.epsilon = setting
+    elif integrator == "bs":
+        sim.integrator.eps_rel = sim.integrator.eps_abs = setting
+    else:
+        sim.dt = setting
+
+
+def _median_pair(
+    env_run: Callable[[], float], bare_run: Callable[[], float], repeats: int
+) -> tuple[float, float]:
+    env_times, bare_times = [], []
+    for _ in range(repeats):  # interleaved so that machine noise hits both alike
+        env_times.append(env_run())
+        bare_times.append(bare_run())
+    return statistics.median(env_times), statistics.median(bare_times)
+
+
+def bench_slice(ic_set: str, integrator: str, setting: float, decisions: int, repeats: int) -> str:
+    horizon = decisions * SEED_PAPER_SLICE
+    kwargs = dict(integrator=integrator, ic_set=ic_set, horizon=horizon, energy_error_limit=1e9)
+    final = {"t": 0.0, "steps": 0}
+
+    def env_run() -> float:
+        env = _env(**kwargs)
+        action = env.action_map.encode(setting)
+        start = time.perf_counter()
+        done = False
+        while not done:
+            _, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        elapsed = time.perf_counter() - start
+        final.update(t=info["t"], steps=info["steps"], setting=info["setting"])
+        return elapsed
+
+    env_run()  # warm up and learn the decoded setting and the end time
+    end_time, decoded = final["t"], final["setting"]
+
+    def bare_run(per_slice: bool) -> float:
+        sim = _bare_copy(_env(**kwargs), integrator)
+        _apply(sim, integrator, decoded)
+        exact = 1 if integrator in ("ias15", "bs") else 0
+        start = time.perf_counter()
+        if per_slice:  # the same stops a user needs to act once per slice
+            for k in range(1, decisions + 1):
+                sim.integrate(min(k * SEED_PAPER_SLICE, end_time), exact_finish_time=exact)
+        else:
+            sim.integrate(end_time, exact_finish_time=exact)
+        elapsed = time.perf_counter() - start
+        final["bare_steps" if not per_slice else "loop_steps"] = sim.steps_done
+        return elapsed
+
+    env_times, bare_times, loop_times = [], [], []
+    for _ in range(repeats):  # interleaved so that machine noise hits all alike
+        env_times.append(env_run())
+        bare_times.append(bare_run(False))
+        loop_times.append(bare_run(True))
+    env_s, bare_s, loop_s = (statistics.median(t) for t in (env_times, bare_times, loop_times))
+    return (
+        f"| {ic_set:11s} | {integrator:8s} | {setting:7.0e} | {decisions:4d} | "
+        f"{final['steps']:7d} | {final['bare_steps']:7d} | {env_s * 1e3:8.2f} | "
+        f"{bare_s * 1e3:8.2f} | {env_s / bare_s:6.2f}x | {loop_s * 1e3:8.2f} | "
+        f"{env_s / loop_s:5.2f}x |"
+    )
+
+
+def bench_fine(integrator: str, step_mode: str, setting: float, spd: int, repeats: int) -> str:
+    kwargs = dict(
+        integrator=integrator, step_mode=step_mode, decision="fine", steps_per_decision=spd,
+        ic_set="seed_paper", horizon=1e9, energy_error_limit=1e9, escape_factor=1e9,
+    )  # fmt: skip
+    decisions = FINE_STEPS // spd
+    counts = {"env": 0, "bare": 0}
+
+    def env_run() -> float:
+        env = _env(**kwargs)
+        action = env.action_map.encode(setting)
+        start = time.perf_counter()
+        for _ in range(decisions):
+            env.step(action)
+        elapsed = time.perf_counter() - start
+        counts["env"] = env.last_info["steps"]
+        return elapsed
+
+    def bare_run() -> float:
+        env = _env(**kwargs)
+        sim = _bare_copy(env, integrator)
+        if step_mode == "raw":
+            _apply(sim, integrator, setting)
+        else:  # the bare loop at the first step the rule would take
+            if integrator == "ias15":
+                sim.integrator.epsilon = 0.0
+            sim.dt = setting * env.propagator.timescale()
+        steps = sim.steps
+        start = time.perf_counter()
+        for _ in range(FINE_STEPS):
+            steps(1)
+        elapsed = time.perf_counter() - start
+        counts["bare"] = sim.steps_done
+        return elapsed
+
+    env_s, bare_s = _median_pair(env_run, bare_run, repeats)
+    env_us, bare_us = env_s / counts["env"] * 1e6, bare_s / counts["bare"] * 1e6
+    return (
+        f"| {integrator:8s} | {step_mode:9s} | {spd:4d} | {env_us:7.2f} | {bare_us:7.2f} | "
+        f"{env_us - bare_us:+7.2f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    print("(a) slice mode (0.1 yr per decision, constant raw setting) vs bare REBOUND:")
+    print("    one sim.integrate over the whole interval, and a loop of sim.integrate to each")
+    print("    decision time (the same stops; isolates the environment's own overhead)")
+    print(
+        "| ic_set      | integr.  | setting | dec. | env stp | bare stp | env ms   "
+        "| bare ms  | ratio   | loop ms  | ratio  |"
+    )
+    print(
+        "|-------------|----------|---------|------|---------|----------|----------"
+        "|----------|---------|----------|--------|"
+    )
+    for case in SLICE_CASES:
+        print(bench_slice(*case, args.repeats), flush=True)
+    print()
+    print("(b) fine mode: us per integrator step vs a bare Python loop of sim.steps(1)")
+    print("| integr.  | step_mode | spd  | env us  | bare us | added   |")
+    print("|----------|-----------|------|---------|---------|---------|")
+    for case in FINE_CASES:
+        print(bench_fine(*case, args.repeats), flush=True)
+
+
+if __name__ == "__main__":
+    main()
