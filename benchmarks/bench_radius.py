@@ -9,7 +9,7 @@ the exact JVP and for the in-place forward differences (``radius_method="fd"``: 
 no-grad forward, the training forward's logits reused). Then whole environment steps per
 second (``gymnasium.make("stepgym/CrossEntropy-v0")``, including validation every step).
 
-Run: ``python benchmarks/bench_radius.py [--repeats 30] [--block 10]``. Single torch thread.
+Run: ``python benchmarks/bench_radius.py [--repeats 60] [--block 5]``. Single torch thread.
 The paper's figures (GPU, ResNet-18, batch 128): exact JVP 2.28x, finite differences 1.66x.
 """
 
@@ -128,8 +128,8 @@ def env_steps_per_second(model: str, action: str, steps: int = 200) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--block", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=60)
+    parser.add_argument("--block", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(

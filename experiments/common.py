@@ -26,6 +26,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only print the commands")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "experiments")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results-dir", type=Path, default=RESULTS, help="where <name>.md goes")
     p.add_argument(
         "--scale",
         type=float,
@@ -68,10 +69,18 @@ def kwargs(**values: object) -> str:
 
 
 def write_report(
-    name: str, title: str, commands: list[str], sections: list[tuple[str, Path]], notes: str = ""
+    name: str,
+    title: str,
+    commands: list[str],
+    sections: list[tuple[str, Path]],
+    notes: str = "",
+    scale: float = 1.0,
+    results_dir: Path = RESULTS,
 ) -> Path:
     """results/<name>.md: the commands, then each (heading, Markdown file) section."""
-    RESULTS.mkdir(exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if scale != 1.0:
+        notes += f"\n\nRun at --scale {scale} of the full budget: a reduced run, not the protocol."
     lines = [f"# {title}", "", notes, "", "## Commands", "", "```bash", *commands, "```", ""]
     for heading, path in sections:
         lines += [f"## {heading}", ""]
@@ -81,7 +90,7 @@ def write_report(
         else:
             lines.append(f"(not produced: {path} is missing)")
         lines.append("")
-    out = RESULTS / f"{name}.md"
+    out = results_dir / f"{name}.md"
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
     return out

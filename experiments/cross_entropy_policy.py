@@ -108,6 +108,8 @@ def main() -> None:
             ],
             notes="error = 1 - final validation accuracy; failure = divergence (final loss > 10 "
             "or the env's 'diverged').",
+            scale=args.scale,
+            results_dir=args.results_dir,
         )
 
 

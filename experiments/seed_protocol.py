@@ -90,6 +90,8 @@ def main() -> None:
             log,
             [("Held-out evaluation (300 decisions)", out / "summary.md")],
             notes=f"Pareto plot: {out / 'pareto.png'}. Cost = force evaluations (deterministic).",
+            scale=args.scale,
+            results_dir=args.results_dir,
         )
 
 

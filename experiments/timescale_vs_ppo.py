@@ -90,6 +90,8 @@ def main() -> None:
             [("Held-out evaluation", out / "summary.md")],
             notes=f"Pareto plot: {out / 'pareto.png'}. Matched cost: eta bisected in log "
             "space until the rule's median force evaluations equal the policy's.",
+            scale=args.scale,
+            results_dir=args.results_dir,
         )
 
 

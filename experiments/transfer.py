@@ -70,6 +70,8 @@ def main() -> None:
             "Transfer across REBOUND integrators (dimensionless eta)",
             log,
             [("Trained-on x evaluated-on", out / "transfer.md")],
+            scale=args.scale,
+            results_dir=args.results_dir,
         )
 
 

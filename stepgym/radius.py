@@ -209,12 +209,13 @@ def difference_slopes_inplace(
 def tensor_norm(tensors: Iterable[torch.Tensor]) -> float:
     """Euclidean norm of a list of tensors taken together (one fused reduction)."""
     parts = torch._foreach_norm(list(tensors))
-    return float(torch.linalg.vector_norm(torch.stack(parts).double())) if parts else 0.0
+    return float(torch.linalg.vector_norm(torch.stack(parts))) if parts else 0.0
 
 
 def logit_spread(slopes: torch.Tensor) -> torch.Tensor:
     """Per-sample spread Delta_a = max_k a_k - min_k a_k, shape (n,)."""
-    return slopes.max(dim=-1).values - slopes.min(dim=-1).values
+    low, high = torch.aminmax(slopes, dim=-1)
+    return high - low
 
 
 def rho_a(delta_a_max: float, temperature: float = 1.0) -> float:

@@ -131,6 +131,7 @@ def test_dqn_trains_on_discrete_actions(tmp_path: Path) -> None:
         ({"env_kwargs": '{"no_such_argument": 1}'}, "does not accept"),
         ({"env_id": "stepgym/ThreeBdy-v0"}, "Did you mean 'stepgym/ThreeBody-v0'"),
         ({"n_envs": 0}, "n-envs must be a positive integer"),
+        ({"exp_name": "a/b"}, "exp-name"),
     ],
 )
 def test_bad_options_raise_config_errors(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from stepgym.agents.domains import Domain
+from stepgym.agents.domains import Domain, end_reason
 from stepgym.agents.envs import make_env
 from stepgym.agents.policies import Policy
 from stepgym.errors import ConfigError
@@ -65,17 +65,13 @@ def run_episode(env: Any, policy: Policy, seed: int, domain: Domain) -> dict[str
         "error": domain.error(infos),
         "cost": domain.cost(infos),
         "failed": bool(domain.failed(infos)),
-        "end_reason": _reason(infos[-1].get("termination_reason")),
+        "end_reason": end_reason(infos),
         "decisions": len(infos) - 1,
         "return": total_reward,
         "eval_seconds": time.perf_counter() - start,
     }
     row.update({name: fn(infos) for name, fn in domain.metrics.items()})
     return row
-
-
-def _reason(reason: object) -> str:
-    return "none" if reason is None else str(reason)
 
 
 def evaluate_contender(
@@ -97,7 +93,15 @@ def evaluate_contender(
             rows.append(row)
     finally:
         env.close()
-    logger.info("%s: %s", contender.label, summarize(rows))
+    summary = summarize(rows)
+    logger.info(
+        "%s: median error %.3g, p90 %.3g, failures %.0f%%, median cost %.4g",
+        contender.label,
+        summary["median_error"],
+        summary["p90_error"],
+        100 * summary["failure_rate"],
+        summary["median_cost"],
+    )
     return rows
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -87,6 +88,11 @@ def validate(config: TrainConfig) -> dict[str, Any]:
         "torch_threads",
     ):
         check_positive_int(name.replace("_", "-"), getattr(config, name))
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(_[A-Za-z0-9.-]+)*", config.exp_name):
+        raise ConfigError(
+            f"exp-name {config.exp_name!r} must be letters, digits, '.', '-' and single '_' "
+            f"(it becomes part of the run directory name)."
+        )
     if config.eval_freq < 0 or config.checkpoint_freq < 0:
         raise ConfigError("eval-freq and checkpoint-freq must be >= 0 (0 disables them).")
     if config.algo not in ALGORITHMS:

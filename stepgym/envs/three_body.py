@@ -262,11 +262,11 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         state.delta_log_energy_error = state.log_energy_error - log_before
         state.last_action = self.action_map.to_unit(setting)
         self._observe(state)
-        reason = result.status
+        reason, message = result.status, result.message
         if reason != "stalled" and energy_error > cfg.energy_error_limit:
             reason = "energy_error"
         elif reason is None and not state.t > t_before:
-            reason = "stalled"
+            reason, message = "stalled", "the simulated time did not advance in this decision"
         elif reason is None and state.t >= cfg.horizon * (1.0 - 1e-12):
             reason = "horizon"
         transition = ThreeBodyTransition(
@@ -279,7 +279,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             state.cost_weight,
             reason,
         )
-        info = {"message": result.message} if result.message else None
+        info = {"message": message} if message else None
         return Advance(state, transition, reason, info)
 
     def _info(self, state: ThreeBodyState) -> dict[str, Any]:

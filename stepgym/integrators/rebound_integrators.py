@@ -75,6 +75,20 @@ class ReboundIntegrator:
         }
 
 
+def integrator_field(sim: Any, name: str) -> Any:
+    """A ctypes view of the integrator setting ``name`` on ``sim``.
+
+    Writing ``view.value`` costs ~0.1 us against ~15 us for ``sim.integrator.name = value``
+    in REBOUND 5.2 (which looks the field up by name on every write). Valid until
+    ``sim.integrator`` is changed.
+    """
+    from rebound.binarydata_field_descriptor import REB_BINARYDATA_DTYPE
+
+    config = sim.integrator
+    descriptor = config.callbacks.field_descriptor_list.field_descriptor_for_name(name)
+    return REB_BINARYDATA_DTYPE[descriptor.dtype].from_address(config.state + descriptor.offset)
+
+
 INTEGRATORS: Registry[type[ReboundIntegrator]] = Registry("integrator")
 """REBOUND schemes by name; each entry says if it is adaptive and its default raw range."""
 
@@ -137,6 +151,7 @@ class BulirschStoer(ReboundIntegrator):
         super().setup(sim)
         self._capped = False
         self._tolerance = -1.0
+        self._max_dt = integrator_field(sim, "max_dt")
 
     def apply_raw(self, sim: Any, value: float) -> None:
         if value != self._tolerance or self._capped:
@@ -151,7 +166,7 @@ class BulirschStoer(ReboundIntegrator):
             sim.integrator.eps_rel = self.timescale_tolerance
             sim.integrator.eps_abs = self.timescale_tolerance
             self._capped = True
-        sim.integrator.max_dt = dt
+        self._max_dt.value = dt
         sim.dt = dt
 
 
