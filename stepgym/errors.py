@@ -36,7 +36,9 @@ def unknown_name_message(kind: str, name: object, choices: Iterable[str]) -> str
     return text
 
 
-def check_range(name: str, value: float, low: float, high: float, *, inclusive: bool = True) -> float:
+def check_range(
+    name: str, value: float, low: float, high: float, *, inclusive: bool = True
+) -> float:
     """Return ``value`` as float if ``low <= value <= high`` (strict if not inclusive), else raise."""
     try:
         number = float(value)

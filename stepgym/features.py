@@ -93,6 +93,8 @@ class FeatureSet(Generic[S]):
             ]
         )
         self.space = spaces.Box(low=low, high=high, dtype=np.float32)
+        self._starts = tuple(int(x) for x in np.cumsum([0] + [f.size for f in self.features])[:-1])
+        self._buffer = np.empty(low.size, dtype=np.float64)
 
     @property
     def names(self) -> list[str]:
@@ -100,18 +102,25 @@ class FeatureSet(Generic[S]):
 
     def __call__(self, state: S) -> np.ndarray:
         """The observation for ``state``: float32, finite, inside the declared bounds."""
-        parts = []
-        for feature in self.features:
-            value = np.asarray(feature.fn(state), dtype=np.float64).reshape(-1)
-            if value.size != feature.size:
+        # Written into one preallocated buffer: this runs once per decision, on the hot path.
+        out = self._buffer
+        for feature, start in zip(self.features, self._starts, strict=True):
+            value = feature.fn(state)
+            if feature.size == 1 and isinstance(value, float | int):
+                out[start] = value
+                continue
+            array = np.asarray(value, dtype=np.float64).reshape(-1)
+            if array.size != feature.size:
                 raise RuntimeError(
-                    f"feature {feature.name!r} returned {value.size} values but declares "
+                    f"feature {feature.name!r} returned {array.size} values but declares "
                     f"size={feature.size}; fix the feature's definition."
                 )
-            parts.append(value)
-        raw = np.concatenate(parts)
-        raw = np.where(np.isnan(raw), self._nan, raw)
-        return np.clip(raw, self._low, self._high).astype(np.float32)
+            out[start : start + feature.size] = array
+        nan = np.isnan(out)
+        if nan.any():
+            out[nan] = self._nan[nan]
+        np.clip(out, self._low, self._high, out=out)
+        return out.astype(np.float32)
 
     def describe(self) -> list[tuple[str, int, float, float, str]]:
         """(name, size, low, high, doc) for each feature, in observation order."""

@@ -46,7 +46,9 @@ class WeightedReward(Generic[S]):
     ) -> None:
         if isinstance(weights, str):
             if presets is None:
-                raise ConfigError(f"reward presets are not available here; pass a dict of weights over {registry.names()}.")
+                raise ConfigError(
+                    f"reward presets are not available here; pass a dict of weights over {registry.names()}."
+                )
             weights = presets.get(weights)
         if not isinstance(weights, Mapping) or not weights:
             raise ConfigError(

@@ -114,7 +114,9 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         except InvalidActionError as error:
             logger.warning("invalid action ends the episode: %s", error)
             advance: Advance[S, T] = Advance(
-                self._state, self._failure_transition("invalid_action"), "invalid_action",
+                self._state,
+                self._failure_transition("invalid_action"),
+                "invalid_action",
                 {"error": str(error)},
             )
         else:
