@@ -78,7 +78,8 @@ class LogActionMap:
             index = int(arr.reshape(-1)[0])
             if not 0 <= index < self.n:
                 raise InvalidActionError(
-                    f"discrete action {index} is out of range; choose an integer in [0, {self.n - 1}]."
+                    f"discrete action {index} is out of range; "
+                    f"choose an integer in [0, {self.n - 1}]."
                 )
             return float(self.values[index])
         try:

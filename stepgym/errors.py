@@ -39,7 +39,7 @@ def unknown_name_message(kind: str, name: object, choices: Iterable[str]) -> str
 def check_range(
     name: str, value: float, low: float, high: float, *, inclusive: bool = True
 ) -> float:
-    """Return ``value`` as float if ``low <= value <= high`` (strict if not inclusive), else raise."""
+    """``value`` as a float if ``low <= value <= high`` (strict unless inclusive), else raise."""
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -77,7 +77,8 @@ class FeatureSet(Generic[S]):
             names = [names]
         if not names:
             raise ConfigError(
-                f"choose at least one observation feature; available: {', '.join(registry.names())}."
+                f"choose at least one observation feature; "
+                f"available: {', '.join(registry.names())}."
             )
         duplicates = sorted({n for n in names if list(names).count(n) > 1})
         if duplicates:

@@ -47,7 +47,8 @@ class WeightedReward(Generic[S]):
         if isinstance(weights, str):
             if presets is None:
                 raise ConfigError(
-                    f"reward presets are not available here; pass a dict of weights over {registry.names()}."
+                    f"reward presets are not available here; "
+                    f"pass a dict of weights over {registry.names()}."
                 )
             weights = presets.get(weights)
         if not isinstance(weights, Mapping) or not weights:
