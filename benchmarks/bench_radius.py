@@ -1,13 +1,20 @@
 """Cost of the softmax radius: (training step with the radius) / (training step without).
 
-A plain step is ``zero_grad; forward; cross-entropy; backward; optimizer.step()`` (Adam).
-A radius step adds what ``action="radius"`` does: snapshot the parameters, measure the actual
-update ``p``, one JVP of the logits along ``p`` at the old parameters over the batch, and the
-rescale ``theta = theta_old + s p`` to ``tau = 0.5 rho_a``. Both run on identical models side by
-side; repeats are interleaved (alternating order) and the ratio of medians is reported, for
-the exact JVP and for the in-place forward differences (``radius_method="fd"``: one
-no-grad forward, the training forward's logits reused). Then whole environment steps per
-second (``gymnasium.make("stepgym/CrossEntropy-v0")``, including validation every step).
+Both steps run the trainer's own pieces (``stepgym.crossentropy.trainer``) on identical
+models: ``zero_grad; forward; cross-entropy; backward`` and then
+
+- plain: ``OptimizerIntegrator.step`` (Adam; no snapshot, no update measurement);
+- radius: ``OptimizerIntegrator.propose`` (snapshot, Adam step, actual update ``p`` and
+  ``tau = ||p||``), ``radius_along_update`` (rho_a along ``p`` at the old parameters over the
+  batch) and ``OptimizerIntegrator.commit`` (``theta = theta_old + s p`` with
+  ``tau = 0.5 rho_a``), exactly what ``action="radius"`` does. For the exact JVP the training
+  forward is ``forward_recording`` (the same ops as ``model(x)``, keeping the layer inputs the
+  layer-rule JVP reuses); ``radius_method="fd"`` takes in-place forward differences (one
+  no-grad forward, the training forward's logits reused).
+
+Repeats are interleaved (alternating order) and the ratio of medians is reported. Then whole
+environment steps per second (``gymnasium.make("stepgym/CrossEntropy-v0")``, including
+validation every step).
 
 Run: ``python benchmarks/bench_radius.py [--repeats 60] [--block 5]``. Single torch thread.
 The paper's figures (GPU, ResNet-18, batch 128): exact JVP 2.28x, finite differences 1.66x.
@@ -30,14 +37,9 @@ from torch.nn import functional as F
 import stepgym  # noqa: F401  (registers the environments)
 from stepgym.crossentropy.models import ModelSpec, build_model
 from stepgym.crossentropy.tasks import TaskRequest, load_task
-from stepgym.crossentropy.trainer import fd_step
+from stepgym.crossentropy.trainer import radius_along_update
 from stepgym.integrators.optimizers import OptimizerIntegrator
-from stepgym.radius import (
-    difference_slopes_inplace,
-    estimate_radius,
-    logit_spread,
-    rho_a,
-)
+from stepgym.radius import forward_recording
 
 
 class Stepper:
@@ -58,33 +60,32 @@ class Stepper:
     def __call__(self) -> None:
         x, y = self.batches[self.count % len(self.batches)]
         self.count += 1
-        integrator = self.integrator
+        model, integrator = self.model, self.integrator
         integrator.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(x)
-        F.cross_entropy(logits, y).backward()
         if self.kind == "plain":
-            integrator.optimizer.step()
+            logits = model(x)
+            F.cross_entropy(logits, y).backward()
+            integrator.step(1e-3)
             return
+        activations = None
+        if self.kind == "jvp":
+            logits, activations = forward_recording(model, x)
+        else:
+            logits = model(x)
+        F.cross_entropy(logits, y).backward()
         proposal = integrator.propose(1e-3)
         if proposal.norm == 0.0:
             return
-        if self.kind == "jvp":
-            rho = estimate_radius(
-                self.model, x, proposal.update, params=proposal.old, direction_norm=proposal.norm
-            ).rho_a
-            integrator.commit(proposal, 0.5 * rho / proposal.norm)
-            return
-        old = list(proposal.old.values())
-        slopes = difference_slopes_inplace(
-            self.model, x, integrator.parameters(), old, list(proposal.update.values()),
-            proposal.norm, fd_step(self.last_rho, old), logits.detach(),
+        rho, _, _ = radius_along_update(
+            model, integrator, x, proposal, method=self.kind, activations=activations,
+            base_logits=logits.detach(), previous_rho=self.last_rho,
         )  # fmt: skip
-        self.last_rho = rho_a(float(logit_spread(slopes).max()))
-        integrator.commit(proposal, 0.5 * self.last_rho / proposal.norm, moved=True)
+        self.last_rho = rho
+        integrator.commit(proposal, 0.5 * rho / proposal.norm, moved=self.kind == "fd")
 
 
 def make_steps(model_name: str, batch: int | None) -> dict[str, Callable[[], None]]:
-    """One plain / radius (exact JVP) / radius (central differences) stepper each."""
+    """One plain / radius (exact JVP) / radius (forward differences) stepper each."""
     return {kind: Stepper(model_name, batch, kind) for kind in ("plain", "jvp", "fd")}
 
 

@@ -36,12 +36,14 @@ from stepgym.crossentropy.models import ModelSpec, build_model
 from stepgym.crossentropy.rewards import CETransition
 from stepgym.crossentropy.sharpness import top_eigenvalue
 from stepgym.crossentropy.tasks import TaskData, TaskRequest, load_task
+from stepgym.errors import ConfigError
 from stepgym.integrators.base import NO_WORK, Work
 from stepgym.integrators.optimizers import OptimizerIntegrator, Proposal
 from stepgym.radius import (
     difference_slopes_inplace,
-    estimate_radius,
+    forward_recording,
     logit_spread,
+    max_logit_spread,
     normalized_step,
     rho_a,
     tensor_norm,
@@ -61,6 +63,47 @@ def fd_step(previous_rho: float, old: list[torch.Tensor]) -> float:
     if math.isfinite(previous_rho) and previous_rho > 0.0:
         return FD_EPS * previous_rho
     return 1e-3 * max(tensor_norm(old), 1.0)
+
+
+def radius_along_update(
+    model: torch.nn.Module,
+    integrator: OptimizerIntegrator,
+    inputs: torch.Tensor,
+    proposal: Proposal,
+    *,
+    method: str = "jvp",
+    temperature: float = 1.0,
+    activations: list[torch.Tensor] | None = None,
+    base_logits: torch.Tensor | None = None,
+    previous_rho: float = math.inf,
+) -> tuple[float, float, int]:
+    """``(rho_a, max Delta_a, extra forwards)`` along the proposed update at theta_old.
+
+    ``"jvp"``: one exact JVP over ``inputs`` (layer rules reusing the training forward's
+    ``activations`` when given, see :func:`stepgym.radius.forward_recording`). ``"fd"``:
+    in-place differences with step :func:`fd_step` -- forward differences from
+    ``base_logits`` (the training logits of ``inputs``, one extra forward) or central ones
+    (two); the parameters are left moved, commit with ``moved=True``.
+    """
+    norm = proposal.norm
+    if method == "jvp":
+        spread = max_logit_spread(
+            model, inputs, proposal.update_list, proposal.old_list, activations=activations
+        )
+        worst = spread / norm
+        return rho_a(worst, temperature), worst, 0
+    if method != "fd":
+        raise ConfigError(f"unknown radius method {method!r}; choose one of jvp, fd.")
+    if proposal.old_flat is not None and integrator.flat is not None:
+        assert proposal.update_flat is not None
+        params, old, update = [integrator.flat], [proposal.old_flat], [proposal.update_flat]
+    else:
+        params = integrator.parameters()
+        old, update = list(proposal.old_list), list(proposal.update_list)
+    eps = fd_step(previous_rho, old)
+    slopes = difference_slopes_inplace(model, inputs, params, old, update, norm, eps, base_logits)
+    worst = float(logit_spread(slopes).max())
+    return rho_a(worst, temperature), worst, 1 if base_logits is not None else 2
 
 
 @dataclass
@@ -179,7 +222,12 @@ class Trainer:
         x, y = self._next_batch()
         params = [p for _, p in self.integrator.named]
 
-        raw_logits = self.model(x)
+        activations: list[torch.Tensor] | None = None
+        if cfg.radius_method == "jvp" and cfg.sample_set == "batch":
+            # the layer-rule JVP reuses this forward's layer inputs (same ops as model(x))
+            raw_logits, activations = forward_recording(self.model, x)
+        else:
+            raw_logits = self.model(x)
         logits = raw_logits / cfg.temperature
         loss_t = F.cross_entropy(logits, y)
         loss = float(loss_t.detach())
@@ -212,7 +260,7 @@ class Trainer:
             return self._diverged(setting, unit_action, loss, accuracy, info, before, start)
         rho, delta_a = math.inf, 0.0
         if raw_tau > 0.0:
-            rho, delta_a = self._radius(x, raw_logits, proposal, raw_tau)
+            rho, delta_a = self._radius(x, raw_logits, activations, proposal)
             if not rho > 0.0:  # NaN or zero: the logits or their slopes blew up
                 return self._diverged(setting, unit_action, loss, accuracy, info, before, start)
         scale = 1.0
@@ -225,7 +273,7 @@ class Trainer:
 
         self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
         self.val_loss, self.val_accuracy = self._validate()
-        weights_ok = all(bool(torch.isfinite(p).all()) for p in params)
+        weights_ok = self.integrator.all_finite()
         diverged = (
             not weights_ok
             or not math.isfinite(self.val_loss)
@@ -263,32 +311,31 @@ class Trainer:
 
     # -- helpers ----------------------------------------------------------------------------
     def _radius(
-        self, x_batch: torch.Tensor, raw_logits: torch.Tensor, proposal: Proposal, raw_tau: float
+        self,
+        x_batch: torch.Tensor,
+        raw_logits: torch.Tensor,
+        activations: list[torch.Tensor] | None,
+        proposal: Proposal,
     ) -> tuple[float, float]:
         """(rho_a, max Delta_a) along the proposed update at the old parameters.
 
-        ``"fd"`` on the batch reuses the training forward's logits (forward differences, one
-        extra forward); on the probe / train sets it takes central differences (two).
+        ``"jvp"`` on the batch reuses the training forward's layer inputs; ``"fd"`` on the
+        batch reuses its logits (forward differences, one extra forward); on the probe /
+        train sets it takes central differences (two).
         """
         cfg, inputs = self.config, self._sample_set(x_batch)
-        if cfg.radius_method == "jvp":
-            estimate = estimate_radius(
-                self.model, inputs, proposal.update, params=proposal.old,
-                temperature=cfg.temperature, direction_norm=raw_tau,
-            )  # fmt: skip
-            self.counters.jvp += 1
-            return estimate.rho_a, estimate.delta_a_max
-        names = [n for n, _ in self.integrator.named]
-        old = [proposal.old[n] for n in names]
-        eps = fd_step(self.state.rho_a, old)
-        base = raw_logits.detach() if cfg.sample_set == "batch" else None
-        slopes = difference_slopes_inplace(
-            self.model, inputs, self.integrator.parameters(), old,
-            [proposal.update[n] for n in names], raw_tau, eps, base,
+        batch = cfg.sample_set == "batch"
+        rho, worst, forwards = radius_along_update(
+            self.model, self.integrator, inputs, proposal,
+            method=cfg.radius_method, temperature=cfg.temperature,
+            activations=activations if batch else None,
+            base_logits=raw_logits.detach() if batch else None,
+            previous_rho=self.state.rho_a,
         )  # fmt: skip
-        self.counters.forward += 1 if base is not None else 2
-        worst = float(logit_spread(slopes).max())
-        return rho_a(worst, cfg.temperature), worst
+        if cfg.radius_method == "jvp":
+            self.counters.jvp += 1
+        self.counters.forward += forwards
+        return rho, worst
 
     def _effective_step(self, lr: float) -> float:
         names = tuple(getattr(self.model, "scale_invariant", ())) or tuple(

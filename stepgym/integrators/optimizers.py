@@ -31,7 +31,7 @@ misclassification probability, so the two rules agree on binary tasks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,52 +153,204 @@ _register(
 )
 
 
-@dataclass
-class Proposal:
-    """An update the optimizer has computed (and provisionally applied)."""
+class LazyViews(Sequence[torch.Tensor]):
+    """Per-parameter views into a flat tensor, each made on first access."""
 
-    old: dict[str, torch.Tensor]
-    """Parameters before the step (theta_old)."""
-    update: dict[str, torch.Tensor]
-    """The actual update p = theta_new - theta_old."""
-    norm: float
-    """tau = ||p|| over all trainable parameters."""
+    __slots__ = ("_cache", "_flat", "_layout")
+
+    def __init__(
+        self, flat: torch.Tensor, layout: Sequence[tuple[tuple[int, ...], tuple[int, ...], int]]
+    ) -> None:
+        self._flat, self._layout = flat, layout
+        self._cache: list[torch.Tensor | None] = [None] * len(layout)
+
+    def __len__(self) -> int:
+        return len(self._layout)
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
+        view = self._cache[i]
+        if view is None:
+            view = self._cache[i] = self._flat.as_strided(*self._layout[i])
+        return view
+
+
+class Proposal:
+    """An update the optimizer has computed (and provisionally applied).
+
+    The tensors are fresh (owned by the proposal). With a flat parameter buffer (see
+    :class:`OptimizerIntegrator`) ``old_flat`` / ``update_flat`` hold all of theta_old / p in
+    one tensor and the per-parameter tensors are views into them.
+    """
+
+    __slots__ = ("_names", "_old", "_old_list", "_update", "_update_list", "_views", "norm",
+                 "old_flat", "update_flat")  # fmt: skip
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        old: Sequence[torch.Tensor] | torch.Tensor,
+        update: Sequence[torch.Tensor] | torch.Tensor,
+        norm: float,
+        views: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
+    ) -> None:
+        self._names = names
+        self.norm = norm
+        """tau = ||p|| over all trainable parameters."""
+        self._views = views
+        self.old_flat: torch.Tensor | None = None
+        self.update_flat: torch.Tensor | None = None
+        self._old_list: Sequence[torch.Tensor] | None = None
+        self._update_list: Sequence[torch.Tensor] | None = None
+        if isinstance(old, torch.Tensor):
+            assert isinstance(update, torch.Tensor) and views is not None
+            self.old_flat, self.update_flat = old, update
+        else:
+            assert not isinstance(update, torch.Tensor)
+            self._old_list, self._update_list = list(old), list(update)
+        self._old: dict[str, torch.Tensor] | None = None
+        self._update: dict[str, torch.Tensor] | None = None
+
+    @property
+    def old_list(self) -> Sequence[torch.Tensor]:
+        """theta_old per trainable parameter (the integrator's order; views made lazily)."""
+        if self._old_list is None:
+            assert self._views is not None and self.old_flat is not None
+            self._old_list = self._views(self.old_flat)
+        return self._old_list
+
+    @property
+    def update_list(self) -> Sequence[torch.Tensor]:
+        """p per trainable parameter (the integrator's order; views made lazily)."""
+        if self._update_list is None:
+            assert self._views is not None and self.update_flat is not None
+            self._update_list = self._views(self.update_flat)
+        return self._update_list
+
+    @property
+    def old(self) -> dict[str, torch.Tensor]:
+        """Parameters before the step (theta_old) by name."""
+        if self._old is None:
+            self._old = dict(zip(self._names, self.old_list, strict=True))
+        return self._old
+
+    @property
+    def update(self) -> dict[str, torch.Tensor]:
+        """The actual update p = theta_new - theta_old by name."""
+        if self._update is None:
+            self._update = dict(zip(self._names, self.update_list, strict=True))
+        return self._update
 
 
 class OptimizerIntegrator:
     """A model's trainable parameters advanced by one registered optimizer.
 
+    Flat buffer: when all trainable parameters share a dtype and device (the usual case) they
+    are re-pointed (``p.data = ...``) into views of ONE contiguous tensor, so that the
+    snapshot, the difference, the norm and the commit of :meth:`propose` / :meth:`commit` are
+    one tensor op each instead of one Python-level op per parameter. Values, ``Parameter``
+    objects, gradients and the optimizer are unchanged. If something later re-points a
+    parameter (``model.to(...)``, ``p.data = ...``) the buffer is rebuilt on the next step.
+
     Args:
         model: the network whose trainable parameters are advanced.
         name: an :data:`OPTIMIZERS` name.
         lr: initial learning rate (each :meth:`propose` sets its own).
+        flat: pack the parameters into one buffer (default True where possible).
     """
 
-    def __init__(self, model: nn.Module, name: str, lr: float) -> None:
+    def __init__(self, model: nn.Module, name: str, lr: float, *, flat: bool = True) -> None:
         self.spec = OPTIMIZERS.get(name)
         self.model = model
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        self.optimizer = self.spec.build([p for _, p in self.named], lr)
+        self.names = [n for n, _ in self.named]
+        self._params = [p for _, p in self.named]
+        self._detached: list[torch.Tensor] = []
+        self._layout: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []
+        self.flat: torch.Tensor | None = None
+        self._pointers: list[int] = []
+        self._want_flat = flat
+        self._flatten()
+        self.optimizer = self.spec.build(self._params, lr)
 
+    # -- the flat buffer ----------------------------------------------------------------------
+    def _flatten(self) -> None:
+        params = self._params
+        self.flat = None
+        self._detached = []
+        if not self._want_flat or not params:
+            return
+        first = params[0]
+        if any(p.dtype != first.dtype or p.device != first.device for p in params):
+            return
+        layout, offset = [], 0
+        for p in params:
+            size = tuple(p.shape)
+            layout.append((size, torch.empty(size, device="meta").stride(), offset))
+            offset += p.numel()
+        self._layout = layout
+        with torch.no_grad():
+            flat = torch.cat([p.detach().reshape(-1) for p in params])
+            for p, view in zip(params, self._views_of(flat), strict=True):
+                p.data = view
+        self.flat = flat
+        self._detached = [p.detach() for p in params]
+        self._pointers = [p.data_ptr() for p in params]
+
+    def _views_of(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Per-parameter views (shapes of the parameters) into a flat tensor."""
+        return [flat.as_strided(*layout) for layout in self._layout]
+
+    def _lazy_views_of(self, flat: torch.Tensor) -> LazyViews:
+        return LazyViews(flat, self._layout)
+
+    def _flat_current(self) -> torch.Tensor | None:
+        """The flat buffer, rebuilt first if a parameter no longer lives in it."""
+        if self.flat is None:
+            return None
+        if [p.data_ptr() for p in self._params] != self._pointers:  # (a new dtype: new data)
+            logger.debug("parameters were re-pointed; rebuilding the flat buffer")
+            self._flatten()
+        return self.flat
+
+    # -- steps --------------------------------------------------------------------------------
     def prepare(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
         """Per-step hook run after the backward pass (sets ngd's beta)."""
         if self.spec.prepare is not None:
             self.spec.prepare(self.optimizer, logits, targets)
 
-    def propose(self, lr: float) -> Proposal:
-        """Take the optimizer step at learning rate ``lr`` and measure the actual update."""
+    def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.no_grad():
-            params = [p.detach() for _, p in self.named]
-            old = torch._foreach_mul(params, 1.0)  # fused copies
+
+    def step(self, lr: float) -> None:
+        """A plain optimizer step at learning rate ``lr`` (no snapshot, no measurement)."""
+        self.set_lr(lr)
+        self.optimizer.step()
+
+    def propose(self, lr: float) -> Proposal:
+        """Take the optimizer step at learning rate ``lr`` and measure the actual update."""
+        self.set_lr(lr)
+        flat = self._flat_current()
+        if flat is not None:  # a plain tensor (no autograd history): no no_grad needed
+            old = flat.clone()
             self.optimizer.step()
-            update = torch._foreach_sub(params, old)
-            norm = tensor_norm(update)
-        names = [n for n, _ in self.named]
-        return Proposal(
-            dict(zip(names, old, strict=True)), dict(zip(names, update, strict=True)), norm
-        )
+            if [p.data_ptr() for p in self._params] == self._pointers:
+                update = flat - old
+                norm = float(torch.linalg.vector_norm(update))
+                return Proposal(self.names, old, update, norm, self._lazy_views_of)
+            # the optimizer re-pointed a parameter instead of updating it in place
+            with torch.no_grad():
+                olds = self._views_of(old)
+                updates = torch._foreach_sub([p.detach() for p in self._params], olds)
+            self._flatten()
+            return Proposal(self.names, olds, updates, tensor_norm(updates))
+        with torch.no_grad():
+            params = [p.detach() for p in self._params]
+            old_list = torch._foreach_mul(params, 1.0)  # fused copies
+            self.optimizer.step()
+            update_list = torch._foreach_sub(params, old_list)
+            norm = tensor_norm(update_list)
+        return Proposal(self.names, old_list, update_list, norm)
 
     def commit(self, proposal: Proposal, scale: float, *, moved: bool = False) -> None:
         """Set theta = theta_old + scale * p.
@@ -208,15 +360,28 @@ class OptimizerIntegrator:
         """
         if scale == 1.0 and not moved:
             return
+        flat = self._flat_current()
+        if flat is not None and proposal.old_flat is not None:
+            assert proposal.update_flat is not None
+            torch.add(proposal.old_flat, proposal.update_flat, alpha=scale, out=flat)
+            return
         with torch.no_grad():
-            params = [p.detach() for _, p in self.named]
-            old = [proposal.old[n] for n, _ in self.named]
-            update = [proposal.update[n] for n, _ in self.named]
+            params = self.parameters()
+            old, update = list(proposal.old_list), list(proposal.update_list)
             torch._foreach_copy_(params, torch._foreach_add(old, update, alpha=scale))
+
+    def all_finite(self) -> bool:
+        """Whether every trainable parameter is finite (one reduction with the flat buffer)."""
+        flat = self._flat_current()
+        if flat is not None:
+            return bool(torch.isfinite(flat).all())
+        return all(bool(torch.isfinite(p).all()) for p in self.parameters())
 
     def parameters(self) -> list[torch.Tensor]:
         """The trainable parameters (detached views that share storage)."""
-        return [p.detach() for _, p in self.named]
+        if self._flat_current() is not None:
+            return list(self._detached)
+        return [p.detach() for p in self._params]
 
     def state_summary(self) -> Mapping[str, Any]:
         """Small facts about the optimizer for ``info`` (e.g. ngd's beta)."""
