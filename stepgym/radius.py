@@ -53,13 +53,14 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
 from torch.autograd import forward_ad
 from torch.func import functional_call
 from torch.nn import functional as F
+from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 
 from stepgym.errors import ConfigError
 
@@ -167,7 +168,9 @@ def _conv_rule(
         y = conv(x, w, b)
     t = conv(x, wt, bt) if wt is not None else _channel(bt, x.ndim)
     if xt is not None:
-        t = _plus(conv(xt, w, None), t)
+        fresh = conv(xt, w, None)
+        # in place: the output is ours, and a large activation-sized allocation is not free
+        t = fresh if t is None else fresh.add_(t)
     return y, None if t is None else t.expand_as(y)
 
 
@@ -318,24 +321,29 @@ class _Plan:
     """The trainable parameters themselves (same order), to check the plan is current."""
 
     def current(self, model: nn.Module) -> bool:
-        return tuple(model._modules.values()) == self.children and all(
-            p.requires_grad for p in self.params
+        """Same layers, same trainable parameters, still no hooks (checked on every use)."""
+        return (
+            tuple(model._modules.values()) == self.children
+            and all(p.requires_grad for p in self.params)
+            and not any(_has_hooks(m) for m in self.children)
+            and not _has_hooks(model)
+            and not (_global_forward_hooks or _global_forward_pre_hooks)
         )
 
 
-_PLANS: dict[int, tuple[weakref.ref[nn.Module], _Plan | None]] = {}
+_PLANS: dict[int, tuple[weakref.ref[nn.Module], _Plan | None, tuple[Any, ...]]] = {}
 """Plans by ``id(model)``, with a weak reference that drops the entry with the model (a plain
 dict keyed by id is faster than a ``WeakKeyDictionary`` on this per-step path)."""
 
 
 def _has_hooks(module: nn.Module) -> bool:
-    return bool(
-        module._forward_hooks or module._forward_pre_hooks or module._forward_hooks_with_kwargs
-    )
+    return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
 def _build_plan(model: nn.Module) -> _Plan | None:
     if type(model) is not nn.Sequential or _has_hooks(model):
+        return None
+    if _global_forward_hooks or _global_forward_pre_hooks:
         return None
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     index = {id(p): i for i, (_, p) in enumerate(named)}
@@ -375,14 +383,16 @@ def _plan(model: nn.Module) -> _Plan | None:
     entry = _PLANS.get(key)
     if entry is not None and entry[0]() is model:
         plan = entry[1]
-        if plan is None or plan.current(model):
+        if plan is not None and plan.current(model):
             return plan
+        if plan is None and entry[2] == tuple(model._modules.values()):
+            return None  # still the same uncovered layers (a removed hook is not noticed)
     plan = _build_plan(model)
 
     def forget(_: object, key: int = key) -> None:
         _PLANS.pop(key, None)
 
-    _PLANS[key] = (weakref.ref(model, forget), plan)
+    _PLANS[key] = (weakref.ref(model, forget), plan, tuple(model._modules.values()))
     return plan
 
 

@@ -148,3 +148,87 @@ def test_ngd_beta_is_inverse_misclassification_probability() -> None:
     # binary: 1 - p_y = sigmoid(-(z_y - z_other))
     miss = torch.sigmoid(-torch.tensor([2.0, -1.0, 0.0], dtype=torch.float64)).mean()
     assert misclassification_beta(logits, targets) == pytest.approx(1.0 / float(miss))
+
+
+def _mlp_step(model: nn.Module, integrator: OptimizerIntegrator, x: torch.Tensor) -> None:
+    integrator.optimizer.zero_grad()
+    model(x).pow(2).mean().backward()
+
+
+def test_flat_buffer_holds_the_parameters_and_survives_re_pointing() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    values = [p.detach().clone() for p in model.parameters()]
+    integrator = OptimizerIntegrator(model, "adam", 0.01)
+    flat = integrator.flat
+    assert flat is not None and flat.numel() == sum(v.numel() for v in values)
+    for p, v in zip(model.parameters(), values, strict=True):
+        torch.testing.assert_close(p.detach(), v, rtol=0, atol=0)  # values unchanged
+        assert p.is_leaf and p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()
+    x = torch.randn(8, 5)
+    _mlp_step(model, integrator, x)
+    before = [p.detach().clone() for p in model.parameters()]
+    proposal = integrator.propose(0.01)
+    assert proposal.old_flat is not None
+    for n, p, b in zip(integrator.names, model.parameters(), before, strict=True):
+        torch.testing.assert_close(proposal.old[n], b, rtol=0, atol=0)
+        torch.testing.assert_close(proposal.update[n], p.detach() - b)
+    integrator.commit(proposal, 0.5)
+    for n, p in zip(integrator.names, model.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), proposal.old[n] + 0.5 * proposal.update[n])
+    # something re-points the parameters (``p.data = ...``, ``model.to(...)``): rebuilt
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data.clone()
+    _mlp_step(model, integrator, x)
+    before = [p.detach().clone() for p in model.parameters()]
+    proposal = integrator.propose(0.01)
+    assert integrator.flat is not None and integrator.flat is not flat
+    moved = math.sqrt(
+        sum(
+            float((p.detach() - b).double().pow(2).sum())
+            for p, b in zip(model.parameters(), before, strict=True)
+        )
+    )
+    assert moved == pytest.approx(proposal.norm, rel=1e-5) and moved > 0
+    integrator.commit(proposal, 2.0)
+    for p, b, n in zip(model.parameters(), before, integrator.names, strict=True):
+        torch.testing.assert_close(p.detach(), b + 2.0 * proposal.update[n])
+    assert integrator.all_finite()
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_plain_step_is_propose_without_rescale(flat: bool) -> None:
+    """``step`` (no radius) and ``propose`` + ``commit(1)`` take the identical step."""
+    x = torch.randn(8, 5, dtype=torch.float64)
+    runs = []
+    for use_propose in (False, True):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+        integrator = OptimizerIntegrator(model, "adam", 0.01, flat=flat)
+        assert (integrator.flat is not None) == flat
+        for _ in range(3):
+            _mlp_step(model, integrator, x)
+            if use_propose:
+                integrator.commit(integrator.propose(0.01), 1.0)
+            else:
+                integrator.step(0.01)
+        runs.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_mixed_dtypes_use_per_parameter_updates() -> None:
+    model = nn.Module()
+    model.a = nn.Parameter(torch.ones(3))
+    model.b = nn.Parameter(torch.ones(2, dtype=torch.float64))
+    integrator = OptimizerIntegrator(model, "sgd", 0.1)
+    assert integrator.flat is None
+    integrator.optimizer.zero_grad()
+    (model.a.sum() + 2 * model.b.sum()).backward()
+    proposal = integrator.propose(0.1)
+    assert proposal.old_flat is None
+    assert proposal.norm == pytest.approx(math.sqrt(3 * 0.1**2 + 2 * 0.2**2), rel=1e-6)
+    integrator.commit(proposal, 0.5)
+    torch.testing.assert_close(model.a.detach(), torch.full((3,), 0.95))
+    torch.testing.assert_close(model.b.detach(), torch.full((2,), 0.9, dtype=torch.float64))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,15 +12,19 @@ import torch
 from torch import nn
 
 from stepgym.crossentropy.models import MODELS, ModelSpec, build_model
+from stepgym.errors import ConfigError
 from stepgym.radius import (
     binary_exact_radius,
     difference_slopes_inplace,
     directional_logit_derivatives,
     estimate_radius,
     finite_difference_logit_derivatives,
+    forward_recording,
     frozen_batchnorm_stats,
     logit_spread,
+    max_logit_spread,
     rho_a,
+    sequential_logit_derivatives,
     tensor_norm,
     top2_radius,
 )
@@ -186,3 +191,101 @@ def test_in_place_differences_match_the_jvp(forward: bool) -> None:
     eps = 1e-7 if forward else 1e-5
     slopes = difference_slopes_inplace(model, x, params, old, direction, norm, eps, base)
     torch.testing.assert_close(slopes, exact / norm, rtol=1e-5, atol=1e-5)
+
+
+def _forward_ad(
+    model: nn.Module, x: torch.Tensor, direction: dict[str, torch.Tensor], params: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return directional_logit_derivatives(model, x, direction, params, engine="forward_ad")
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("training", [True, False])
+def test_layer_rules_match_dual_tensors(name: str, training: bool) -> None:
+    """The layer-rule JVP is the same JVP: at given params, and reusing the forward's inputs."""
+    torch.manual_seed(0)
+    model = build_model(name, ModelSpec(64, 10, 8, hidden=16)).double().train(training)
+    for module in model.modules():  # non-trivial running statistics for eval mode
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(12, 64, dtype=torch.float64)
+    direction = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    point = {n: p.detach() + 0.1 * torch.randn_like(p) for n, p in model.named_parameters()}
+    covered = sequential_logit_derivatives(model, x, direction, point)
+    assert (covered is None) == (name == "transformer")  # the attention block is not Sequential
+    z_ref, a_ref = _forward_ad(model, x, direction, point)
+    z, a = directional_logit_derivatives(model, x, direction, point)
+    torch.testing.assert_close(z, z_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a, a_ref, rtol=1e-12, atol=1e-12)
+    # sequences in parameter order are accepted too
+    names = [n for n, _ in model.named_parameters()]
+    _, a_seq = directional_logit_derivatives(
+        model, x, [direction[n] for n in names], [point[n] for n in names]
+    )
+    torch.testing.assert_close(a_seq, a_ref, rtol=1e-12, atol=1e-12)
+    # the training forward's layer inputs replace the primal pass (at the current params)
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    z_ref, a_ref = _forward_ad(model, x, direction)
+    for n, b in model.named_buffers():  # restore what the recording forward may update
+        b.copy_(buffers[n])
+    logits, activations = forward_recording(model, x)
+    with torch.no_grad():
+        for n, b in model.named_buffers():
+            b.copy_(buffers[n])
+    assert (activations is None) == (name == "transformer")
+    torch.testing.assert_close(logits.detach(), z_ref, rtol=1e-12, atol=1e-12)
+    z, a = directional_logit_derivatives(model, x, direction, activations=activations)
+    torch.testing.assert_close(z, z_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a, a_ref, rtol=1e-12, atol=1e-12)
+    spread = max_logit_spread(model, x, direction, activations=activations)
+    assert spread == pytest.approx(float(logit_spread(a_ref).max()), rel=1e-12)
+
+
+def test_layer_rules_with_frozen_weights_and_bias_only_tangents() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.Tanh(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64, 8),
+        nn.LayerNorm(8),
+        nn.Sigmoid(),
+        nn.Linear(8, 3),
+    ).double()
+    model[1].weight.requires_grad_(False)  # the first trained tangent is a bias: broadcast
+    model[4].weight.requires_grad_(False)
+    model[8].bias.requires_grad_(False)
+    x = torch.randn(6, 64, dtype=torch.float64)
+    direction = {n: torch.randn_like(p) for n, p in model.named_parameters() if p.requires_grad}
+    assert sequential_logit_derivatives(model, x, direction) is not None
+    for training in (True, False):
+        model.train(training)
+        z_ref, a_ref = _forward_ad(model, x, direction)
+        z, a = directional_logit_derivatives(model, x, direction)
+        torch.testing.assert_close(a, a_ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(z, z_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_uncovered_layers_fall_back_to_dual_tensors() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 6), nn.GELU(), nn.Linear(6, 3)).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    direction = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    assert sequential_logit_derivatives(model, x, direction) is None
+    _, activations = forward_recording(model, x)
+    assert activations is None
+    _, a = directional_logit_derivatives(model, x, direction, activations=activations)
+    _, a_fd = finite_difference_logit_derivatives(model, x, direction, eps=1e-5)
+    torch.testing.assert_close(a, a_fd, rtol=1e-6, atol=1e-6)
+    # a hook on a covered model also disables the rules (they would bypass it)
+    covered = nn.Sequential(nn.Linear(5, 3)).double()
+    assert forward_recording(covered, x)[1] is not None
+    covered[0].register_forward_hook(lambda m, i, o: o * 2)
+    assert forward_recording(covered, x)[1] is None
+    with pytest.raises(ConfigError, match="lacks tangents"):
+        directional_logit_derivatives(model[:1], x, {})

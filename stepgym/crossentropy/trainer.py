@@ -8,7 +8,9 @@
 3. the optimizer step at learning rate ``lr x spike`` -- the action's lr, or the base lr in
    radius mode -- measuring the ACTUAL update ``p`` (:class:`OptimizerIntegrator`);
 4. one JVP of the logits along ``v = p / ||p||`` at the OLD parameters over the sample set:
-   ``rho_a = pi T / max Delta_a`` (:mod:`stepgym.radius`);
+   ``rho_a = pi T / max Delta_a`` (:func:`radius_along_update`, :mod:`stepgym.radius`). On
+   the batch the training forward is :func:`stepgym.radius.forward_recording` (the same ops
+   as ``model(x)``), whose layer inputs spare the layer-rule JVP its primal pass;
 5. the commit ``theta = theta_old + s p`` with ``s = r rho_a / ||p||`` in radius mode (else 1),
    times ``min(1, rho_a / (s ||p||))`` when ``update_cap="rho_a"``;
 6. validation loss/accuracy (eval mode) and the divergence check.

@@ -194,8 +194,7 @@ class Proposal:
         views: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
     ) -> None:
         self._names = names
-        self.norm = norm
-        """tau = ||p|| over all trainable parameters."""
+        self.norm = norm  # tau = ||p|| over all trainable parameters
         self._views = views
         self.old_flat: torch.Tensor | None = None
         self.update_flat: torch.Tensor | None = None
