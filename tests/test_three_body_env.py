@@ -322,3 +322,16 @@ def test_random_policy_soak_1000_episodes() -> None:
         "invalid_action",
         "horizon",
     }
+
+
+def test_failing_early_never_saves_cost() -> None:
+    """A failed episode is charged the work its unfinished horizon would have taken."""
+    from stepgym.threebody.records import ThreeBodyTransition
+    from stepgym.threebody.rewards import REWARD_TERMS
+
+    cost = REWARD_TERMS.get("cost").fn
+    # 100 evaluations so far, 10 more in this decision, the episode a tenth done
+    going_on = ThreeBodyTransition(-8.0, -8.0, 10.0, 110.0, 1e-3, 5, 2.0, None, 0.1)
+    failing = ThreeBodyTransition(-8.0, -1.0, 10.0, 110.0, 1e-3, 5, 2.0, "energy_error", 0.1)
+    assert cost(going_on) == pytest.approx(-2.0 * math.log10(110.0 / 100.0))
+    assert cost(failing) == pytest.approx(-2.0 * math.log10(1100.0 / 100.0))

@@ -80,7 +80,9 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
         r_k = -(log10 E_k - log10 E_{k-1}) - w (log10 C_k - log10 C_{k-1}) - 5 [failure]
 
-    (failure = energy_error, stalled or invalid_action). ``reward="seed_paper"`` is the seed
+    (failure = energy_error, stalled or invalid_action; on a failure C_k is also projected to
+    the horizon, C_k / (t_k / horizon), so that failing early never saves cost).
+    ``reward="seed_paper"`` is the seed
     paper's ``-3000 log10(|dE|/1e-10) / (|log10 |dE||^3 k) + 4 / |log10 mu|`` (mu = setting).
     Other presets: ``"linear_cost"``, ``"accuracy_only"``; or pass ``{term: weight}``.
 
@@ -278,6 +280,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             self._decision,
             state.cost_weight,
             reason,
+            state.progress,
         )
         info = {"message": message} if message else None
         return Advance(state, transition, reason, info)
@@ -312,6 +315,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             max(self._decision, 1),
             state.cost_weight,
             reason,
+            state.progress,
         )
 
     def close(self) -> None:

@@ -96,6 +96,8 @@ class ThreeBodyTransition:
     """The episode's cost weight (scales the cost terms)."""
     end_reason: str | None = None
     """Why the episode ends here, if it does."""
+    progress: float = 1.0
+    """t / horizon after the decision (the cost term projects failed episodes to the end)."""
 
     @property
     def failed(self) -> bool:

@@ -7,8 +7,9 @@ weight, the ``"default"`` preset pays per decision
     r_k = -(log10 E_k - log10 E_{k-1}) - w * (log10 C_k - log10 C_{k-1}) - 5 * [failure]
 
 Both sums telescope: an episode returns ``-log10(E_end / 1e-16) - w * log10(C_end) - 5 *
-[failed]``, so a policy that maximises it sits where the log-log error/work curve has slope
-``-w``; sampling ``w`` per episode (``cost_weight=(low, high)``) and observing it lets one
+[failed]``, where for a failed episode ``C_end`` is projected to the horizon at the episode's
+rate (``C_end / (t_end / horizon)``) so that failing early never saves cost. A policy that
+maximises the return sits where the log-log error/work curve has slope ``-w``; sampling ``w`` per episode (``cost_weight=(low, high)``) and observing it lets one
 policy span the whole trade-off curve. The failure penalty (5) is of the order of the
 episode's total cost term (``log10 C_end`` ~ 4-7), so it neither dominates nor vanishes; a
 failure also costs the accuracy term its jump to |dE| > 0.1 (>= 6 decades when E ~ 1e-7).
@@ -40,9 +41,18 @@ def _accuracy(t: ThreeBodyTransition) -> float:
     return -(t.log_error_after - t.log_error_before)
 
 
+MIN_PROGRESS = 1e-3
+"""Floor of t / horizon when a failed episode's cost is projected to the horizon."""
+
+
 def _cost(t: ThreeBodyTransition) -> float:
     before = max(t.total_evaluations - t.evaluations, 1.0)
-    return -t.cost_weight * math.log10(max(t.total_evaluations, 1.0) / before)
+    after = max(t.total_evaluations, 1.0)
+    if t.failed:
+        # Charge the work the unfinished horizon would have taken at the same rate, so that
+        # failing early never saves cost (otherwise a large cost weight teaches "fail fast").
+        after /= min(1.0, max(t.progress, MIN_PROGRESS))
+    return -t.cost_weight * math.log10(after / before)
 
 
 def _cost_linear(t: ThreeBodyTransition) -> float:
@@ -65,7 +75,12 @@ def _seed_paper_cost(t: ThreeBodyTransition) -> float:
 
 
 _add("accuracy", _accuracy, "-(change of log10 relative energy error over the decision)")
-_add("cost", _cost, "-cost_weight * (change of log10 of the evaluations since reset)")
+_add(
+    "cost",
+    _cost,
+    "-cost_weight * (change of log10 of the evaluations since reset); on failure the "
+    "evaluations are projected to the horizon at the episode's rate",
+)
 _add("cost_linear", _cost_linear, "-cost_weight * evaluations in the decision / 1e4")
 _add("failure", _failure, "-1 if the episode fails (energy_error, stalled, invalid_action)")
 _add(
