@@ -9,8 +9,9 @@ weight, the ``"default"`` preset pays per decision
 Both sums telescope: an episode returns ``-log10(E_end / 1e-16) - w * log10(C_end) - 5 *
 [failed]``, where for a failed episode ``C_end`` is projected to the horizon at the episode's
 rate (``C_end / (t_end / horizon)``) so that failing early never saves cost. A policy that
-maximises the return sits where the log-log error/work curve has slope ``-w``; sampling ``w`` per episode (``cost_weight=(low, high)``) and observing it lets one
-policy span the whole trade-off curve. The failure penalty (5) is of the order of the
+maximises the return sits where the log-log error/work curve has slope ``-w``; sampling ``w``
+per episode (``cost_weight=(low, high)``) and observing it lets one policy span the whole
+trade-off curve. The failure penalty (5) is of the order of the
 episode's total cost term (``log10 C_end`` ~ 4-7), so it neither dominates nor vanishes; a
 failure also costs the accuracy term its jump to |dE| > 0.1 (>= 6 decades when E ~ 1e-7).
 """
