@@ -136,17 +136,7 @@ class ParticleView:
 
     def timescale(self, G: float = 1.0) -> float:
         """t_dyn = min over pairs of sqrt(r_ij^3 / (G (m_i + m_j)))."""
-        d = self.data
-        t2_min = math.inf
-        for a, b, ma, mb in self._pairs:
-            dx = d[a] - d[b]
-            dy = d[a + 1] - d[b + 1]
-            dz = d[a + 2] - d[b + 2]
-            r2 = dx * dx + dy * dy + dz * dz
-            t2 = r2 * math.sqrt(r2) / (G * (d[ma] + d[mb]))
-            if t2 < t2_min:
-                t2_min = t2
-        return math.sqrt(t2_min)
+        return self.timescale_and_separation(G)[0]
 
     def read(self, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Copy positions and velocities into the given (n, 3) arrays."""
