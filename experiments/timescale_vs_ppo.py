@@ -1,7 +1,8 @@
 """(b) A fixed-step integrator (leapfrog) driven by the dimensionless step eta: PPO against
 the timescale rule (constant eta) at MATCHED cost, failures counted apart; the fixed-step grid
-and the PI error-per-step controller for reference. The cost weight is sampled per episode
-and observed, so one policy covers the trade-off; it is evaluated at cost weight 1.
+and the PI error-per-step controller for reference. Cost weight 3 (``--cost-weight``; pass
+two numbers to sample it per episode and observe it, so one policy covers the trade-off; it
+is then evaluated at their geometric mean).
 
     python experiments/timescale_vs_ppo.py [--integrator whfast] [--dry-run]
 Writes results/timescale_vs_ppo.md.
@@ -15,12 +16,16 @@ from common import kwargs, latest_run, parser, scaled, stepgym, write_report
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--integrator", default="leapfrog")
+    p.add_argument("--cost-weight", type=float, nargs="+", default=[3.0])
     args = p.parse_args()
+    weights = args.cost_weight
+    train_weight: float | list[float] = weights[0] if len(weights) == 1 else weights[:2]
+    eval_weight = weights[0] if len(weights) == 1 else (weights[0] * weights[1]) ** 0.5
     env = {
         "integrator": args.integrator,
         "step_mode": "timescale",
         "decision": "slice",
-        "cost_weight": [0.1, 10.0],
+        "cost_weight": train_weight,
     }
     exp = f"timescale_{args.integrator}"
     log: list[str] = []
@@ -32,7 +37,7 @@ def main() -> None:
             "--exp-name",
             exp,
             "--total-timesteps",
-            scaled(200_000, args.scale),
+            scaled(250_000, args.scale),
             "--n-envs",
             4,
             "--n-steps",
@@ -53,7 +58,7 @@ def main() -> None:
     )
     run = latest_run(args.runs_dir, exp)
     # raw_range bounds only the fixed-step grid: dt = 1e-6 costs ~15 s per episode
-    evaluation = {**env, "cost_weight": 1.0, "raw_range": [1e-5, 1e-1]}
+    evaluation = {**env, "cost_weight": eval_weight, "raw_range": [1e-4, 1e-1]}
     out = run / "evaluation"
     stepgym(
         [
@@ -67,7 +72,7 @@ def main() -> None:
             "fixed",
             "pi",
             "--grid-points",
-            6,
+            5,
             "--match",
             "timescale",
             "--bisect-iters",
