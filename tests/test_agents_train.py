@@ -156,3 +156,10 @@ def test_subprocess_envs_train_the_real_three_body_env(tmp_path: Path) -> None:
     policy = load_policy(run)
     assert policy.model.observation_space.shape == (8,)
     assert policy.vec_normalize is not None and policy.vec_normalize.obs_rms.count > 100
+
+
+def test_log_std_init_sets_the_initial_exploration_noise(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, log_std_init=-1.5)
+    train_env, _ = build_vec_envs(config, validate(config))
+    model = build_model(config, train_env, tmp_path / "tb")
+    np.testing.assert_allclose(model.policy.log_std.detach().numpy(), -1.5)  # type: ignore[union-attr]

@@ -50,6 +50,10 @@ class TrainConfig:
     """PPO: entropy bonus coefficient."""
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the policy and value networks."""
+    log_std_init: float = 0.0
+    """PPO with continuous actions: initial log standard deviation of the Gaussian policy
+    (below 0 starts with less exploration noise, e.g. -1.5 for a spread of about 0.2 of the
+    [-1, 1] action range)."""
     norm_obs: bool = True
     """Normalise observations with VecNormalize (statistics saved with every model)."""
     norm_reward: bool = True

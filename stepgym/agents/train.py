@@ -182,6 +182,8 @@ def build_model(config: TrainConfig, env: VecEnv, tb_dir: Path) -> BaseAlgorithm
         "verbose": config.verbose,
     }
     if config.algo == "ppo":
+        if isinstance(env.action_space, gym.spaces.Box):
+            common["policy_kwargs"]["log_std_init"] = config.log_std_init
         return PPO(
             "MlpPolicy",
             env,
