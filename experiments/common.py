@@ -40,23 +40,50 @@ def scaled(value: int, scale: float, minimum: int = 1) -> int:
     return max(minimum, round(value * scale))
 
 
+_TRAINED: dict[str, Path] = {}
+"""Run directory that each ``train`` command of this process created, by experiment name."""
+
+
 def stepgym(args: Sequence[str], dry_run: bool, log: list[str]) -> None:
     """Print and (unless dry_run) run ``python -m stepgym ARGS``; stop on failure."""
-    command = [sys.executable, "-m", "stepgym", *map(str, args)]
-    shown = "python -m stepgym " + " ".join(shlex.quote(str(a)) for a in args)
+    args = [str(a) for a in args]
+    command = [sys.executable, "-m", "stepgym", *args]
+    shown = "python -m stepgym " + " ".join(shlex.quote(a) for a in args)
     log.append(shown)
     print(f"$ {shown}", flush=True)
     if dry_run:
         return
+    trained = _train_target(args)
+    before = set(trained[0].glob(f"*__{trained[1]}__*")) if trained else set()
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT)
     print(f"# finished in {time.perf_counter() - start:.0f} s (exit {result.returncode})")
     if result.returncode != 0:
         sys.exit(result.returncode)
+    if trained:
+        # Remember the directory this run made, so that another run of the same experiment
+        # finishing meanwhile is never mistaken for ours.
+        made = set(trained[0].glob(f"*__{trained[1]}__*")) - before
+        if len(made) == 1:
+            _TRAINED[trained[1]] = made.pop()
+
+
+def _train_target(args: list[str]) -> tuple[Path, str] | None:
+    """(runs dir, experiment name) of a ``train`` command, or None for other commands."""
+    if not args or args[0] != "train":
+        return None
+
+    def option(name: str, default: str) -> str:
+        return args[args.index(name) + 1] if name in args[:-1] else default
+
+    runs_dir = Path(option("--runs-dir", "runs"))
+    return (runs_dir if runs_dir.is_absolute() else ROOT / runs_dir), option("--exp-name", "ppo")
 
 
 def latest_run(runs_dir: Path, exp_name: str) -> Path:
-    """The newest run directory of ``exp_name`` under ``runs_dir``."""
+    """The run directory of ``exp_name``: the one this process trained, else the newest."""
+    if exp_name in _TRAINED:
+        return _TRAINED[exp_name]
     runs = sorted(runs_dir.glob(f"*__{exp_name}__*"), key=lambda p: p.stat().st_mtime)
     if not runs:
         return runs_dir / f"<run of {exp_name}>"
