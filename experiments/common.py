@@ -90,6 +90,56 @@ def latest_run(runs_dir: Path, exp_name: str) -> Path:
     return runs[-1]
 
 
+def timescale_env(integrator: str, reward: str, cost_weight: float | list[float]) -> dict:
+    """ThreeBody-v0 driven by the dimensionless step eta, one decision per slice."""
+    return {
+        "integrator": integrator,
+        "step_mode": "timescale",
+        "decision": "slice",
+        "reward": reward,
+        "cost_weight": cost_weight,
+    }
+
+
+def timescale_train(
+    env: dict,
+    exp_name: str,
+    args: argparse.Namespace,
+    total_timesteps: int = 800_000,
+    log_std_init: float = -1.0,
+) -> list[object]:
+    """The ``stepgym train`` arguments of the three-body timescale experiments."""
+    return [
+        "train",
+        "--env-kwargs",
+        kwargs(**env),
+        "--exp-name",
+        exp_name,
+        "--total-timesteps",
+        scaled(total_timesteps, args.scale),
+        "--n-envs",
+        8,
+        "--n-steps",
+        256,
+        "--batch-size",
+        512,
+        "--gamma",
+        0.995,
+        "--log-std-init",
+        log_std_init,
+        "--eval-freq",
+        scaled(100_000, args.scale),
+        "--n-eval-episodes",
+        20,
+        "--torch-threads",
+        1,
+        "--seed",
+        args.seed,
+        "--runs-dir",
+        args.runs_dir,
+    ]
+
+
 def kwargs(**values: object) -> str:
     """Env keyword arguments as the JSON string --env-kwargs takes."""
     return json.dumps(values)

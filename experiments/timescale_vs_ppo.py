@@ -1,99 +1,105 @@
 """(b) A fixed-step integrator (leapfrog) driven by the dimensionless step eta: PPO against
 the timescale rule (constant eta) at MATCHED cost, failures counted apart; the fixed-step grid
-and the PI error-per-step controller for reference. Cost weight 3 (``--cost-weight``; pass
-two numbers to sample it per episode and observe it, so one policy covers the trade-off; it
-is then evaluated at their geometric mean).
+and the PI error-per-step controller for reference.
 
-    python experiments/timescale_vs_ppo.py [--integrator whfast] [--dry-run]
-Writes results/timescale_vs_ppo.md.
+The reward is the ``linear_cost`` preset: -change of log10 energy error - w * evaluations /
+1e4 - 5 [failure]. Unlike the log-log ``default`` preset, whose return is linear in log eta for
+a 2nd-order scheme (so its optimum sits on a bound of the eta range), it has an interior
+optimum for every cost weight w. ``--cost-weight`` takes one number, or two to draw w
+log-uniformly per episode and observe it, so that one policy spans the trade-off curve; the
+policy is then evaluated at each of ``--eval-weights`` (default: the two ends and their
+geometric mean), each against the rule's eta bisected to its own median cost.
+
+    python experiments/timescale_vs_ppo.py [--cost-weight 0.1 10] [--dry-run]
+Writes results/<name>.md (``--name``, default timescale_vs_ppo).
 """
 
 from __future__ import annotations
 
-from common import kwargs, latest_run, parser, scaled, stepgym, write_report
+from pathlib import Path
+
+from common import (
+    kwargs,
+    latest_run,
+    parser,
+    scaled,
+    stepgym,
+    timescale_env,
+    timescale_train,
+    write_report,
+)
+
+
+def eval_weights(train: list[float], requested: list[float] | None) -> list[float]:
+    """The cost weights the policy is scored at."""
+    if requested:
+        return requested
+    if len(train) == 1:
+        return train
+    low, high = train[:2]
+    return [low, (low * high) ** 0.5, high]
 
 
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--integrator", default="leapfrog")
-    p.add_argument("--cost-weight", type=float, nargs="+", default=[3.0])
+    p.add_argument("--reward", default="linear_cost", help="three-body reward preset")
+    p.add_argument("--cost-weight", type=float, nargs="+", default=[1.0])
+    p.add_argument("--eval-weights", type=float, nargs="+", default=None)
+    p.add_argument("--total-timesteps", type=int, default=800_000)
+    p.add_argument("--log-std-init", type=float, default=-1.0)
+    p.add_argument("--name", default="timescale_vs_ppo", help="results/<name>.md")
     args = p.parse_args()
     weights = args.cost_weight
     train_weight: float | list[float] = weights[0] if len(weights) == 1 else weights[:2]
-    eval_weight = weights[0] if len(weights) == 1 else (weights[0] * weights[1]) ** 0.5
-    env = {
-        "integrator": args.integrator,
-        "step_mode": "timescale",
-        "decision": "slice",
-        "cost_weight": train_weight,
-    }
-    exp = f"timescale_{args.integrator}"
+    env = timescale_env(args.integrator, args.reward, train_weight)
+    exp = f"{args.name}_{args.integrator}"
     log: list[str] = []
-    stepgym(
-        [
-            "train",
-            "--env-kwargs",
-            kwargs(**env),
-            "--exp-name",
-            exp,
-            "--total-timesteps",
-            scaled(250_000, args.scale),
-            "--n-envs",
-            4,
-            "--n-steps",
-            256,
-            "--batch-size",
-            256,
-            "--eval-freq",
-            20_000,
-            "--n-eval-episodes",
-            10,
-            "--seed",
-            args.seed,
-            "--runs-dir",
-            args.runs_dir,
-        ],
-        args.dry_run,
-        log,
-    )
+    train_args = timescale_train(env, exp, args, args.total_timesteps, args.log_std_init)
+    stepgym(train_args, args.dry_run, log)
     run = latest_run(args.runs_dir, exp)
-    # raw_range bounds only the fixed-step grid: dt = 1e-6 costs ~15 s per episode
-    evaluation = {**env, "cost_weight": eval_weight, "raw_range": [1e-4, 1e-1]}
-    out = run / "evaluation"
-    stepgym(
-        [
-            "evaluate",
-            "--policy",
-            run,
-            "--env-kwargs",
-            kwargs(**evaluation),
-            "--baselines",
-            "timescale",
-            "fixed",
-            "pi",
-            "--grid-points",
-            5,
-            "--match",
-            "timescale",
-            "--bisect-iters",
-            8,
-            "--n-episodes",
-            scaled(100, args.scale),
-            "--seed",
-            args.seed,
-            "--out-dir",
-            out,
-        ],
-        args.dry_run,
-        log,
-    )
+    sections: list[tuple[str, Path]] = []
+    plots = []
+    for w in eval_weights(weights, args.eval_weights):
+        # raw_range bounds only the fixed-step grid: dt = 1e-6 costs ~15 s per episode
+        evaluation = {**env, "cost_weight": w, "raw_range": [1e-4, 1e-1]}
+        out = run / f"evaluation_w{w:g}"
+        stepgym(
+            [
+                "evaluate",
+                "--policy",
+                run,
+                "--env-kwargs",
+                kwargs(**evaluation),
+                "--baselines",
+                "timescale",
+                "fixed",
+                "pi",
+                "--grid-points",
+                5,
+                "--match",
+                "timescale",
+                "--bisect-iters",
+                8,
+                "--n-episodes",
+                scaled(100, args.scale),
+                "--seed",
+                args.seed,
+                "--out-dir",
+                out,
+            ],
+            args.dry_run,
+            log,
+        )
+        sections.append((f"Held-out evaluation at cost weight {w:g}", out / "summary.md"))
+        plots.append(str(out / "pareto.png"))
     if not args.dry_run:
         write_report(
-            "timescale_vs_ppo",
-            f"PPO vs the timescale rule on {args.integrator}",
+            args.name,
+            f"PPO vs the timescale rule on {args.integrator} ({args.reward} reward)",
             log,
-            [("Held-out evaluation", out / "summary.md")],
-            notes=f"Pareto plot: {out / 'pareto.png'}. Matched cost: eta bisected in log "
+            sections,
+            notes=f"Pareto plots: {', '.join(plots)}. Matched cost: eta bisected in log "
             "space until the rule's median force evaluations equal the policy's.",
             scale=args.scale,
             results_dir=args.results_dir,

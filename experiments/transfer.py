@@ -1,50 +1,33 @@
 """(d) Transfer without retraining through the dimensionless step eta: policies trained on
-leapfrog and on whfast, evaluated on every REBOUND scheme.
+leapfrog, WHFast and SABA (each with the settings of timescale_vs_ppo.py: linear_cost reward,
+cost weight 1), evaluated on IAS15, WHFast, leapfrog and SABA. The diagonal is each target's
+native policy; a second table gives every transferred cell's error and cost over the native
+policy's on the same target.
 
-    python experiments/transfer.py [--dry-run]
-Writes results/transfer.md. Reuses the newest run of timescale_vs_ppo.py for leapfrog if
-there is one (pass --retrain to train afresh).
+    python experiments/transfer.py [--dry-run]     # about 25 min on 2 cores
+Writes results/transfer_three_body.md. Reuses the newest run of ``timescale_vs_ppo.py
+--integrator SOURCE`` for each source if there is one (pass --retrain to train afresh).
 """
 
 from __future__ import annotations
 
-from common import kwargs, latest_run, parser, scaled, stepgym, write_report
+from common import latest_run, parser, scaled, stepgym, timescale_env, timescale_train, write_report
 
-TARGETS = ("leapfrog", "whfast", "saba", "ias15", "bs")
+TARGETS = ("ias15", "whfast", "leapfrog", "saba")
 
 
 def main() -> None:
     p = parser(__doc__ or "")
-    p.add_argument("--sources", nargs="+", default=["leapfrog", "whfast"])
+    p.add_argument("--sources", nargs="+", default=["leapfrog", "whfast", "saba"])
     p.add_argument("--retrain", action="store_true")
     args = p.parse_args()
     log: list[str] = []
     runs = []
     for source in args.sources:
-        exp = f"timescale_{source}"
+        exp = f"timescale_vs_ppo_{source}"
         if args.retrain or not latest_run(args.runs_dir, exp).exists():
-            env = {"integrator": source, "step_mode": "timescale", "cost_weight": [0.1, 10.0]}
-            stepgym(
-                [
-                    "train",
-                    "--env-kwargs",
-                    kwargs(**env),
-                    "--exp-name",
-                    exp,
-                    "--total-timesteps",
-                    scaled(100_000, args.scale),
-                    "--n-envs",
-                    4,
-                    "--eval-freq",
-                    20_000,
-                    "--seed",
-                    args.seed,
-                    "--runs-dir",
-                    args.runs_dir,
-                ],
-                args.dry_run,
-                log,
-            )
+            env = timescale_env(source, "linear_cost", 1.0)
+            stepgym(timescale_train(env, exp, args), args.dry_run, log)
         runs.append(latest_run(args.runs_dir, exp))
     out = args.runs_dir / "transfer"
     stepgym(
@@ -66,7 +49,7 @@ def main() -> None:
     )
     if not args.dry_run:
         write_report(
-            "transfer",
+            "transfer_three_body",
             "Transfer across REBOUND integrators (dimensionless eta)",
             log,
             [("Trained-on x evaluated-on", out / "transfer.md")],

@@ -145,6 +145,31 @@ def test_transfer_table_and_space_checks(toy_run: Path, tmp_path: Path) -> None:
         check_same_spaces(policy, TOY, {"step_mode": "timescale", "features": ("log_error",)})
 
 
+def test_transferred_cells_are_compared_with_the_native_policy() -> None:
+    from stepgym.agents.transfer import against_native
+
+    def cell(source: str, target: str, error: float, cost: float) -> dict[str, object]:
+        return {
+            "trained_on": source,
+            "evaluated_on": target,
+            "median_error": error,
+            "median_cost": cost,
+            "failure_rate": 0.0,
+        }
+
+    cells = [
+        cell("leapfrog", "leapfrog", 1e-6, 100.0),
+        cell("leapfrog", "saba", 1e-8, 300.0),
+        cell("whfast", "leapfrog", 4e-6, 50.0),
+        cell("whfast", "whfast", 1e-5, 90.0),
+    ]
+    rows = against_native(cells)
+    # saba has no native policy; the natives themselves are not compared with themselves
+    assert [(r["trained_on"], r["evaluated_on"]) for r in rows] == [("whfast", "leapfrog")]
+    assert rows[0]["error_ratio"] == pytest.approx(4.0)
+    assert rows[0]["cost_ratio"] == pytest.approx(0.5)
+
+
 def test_transfer_refuses_a_policy_without_the_dimensionless_action(tmp_path: Path) -> None:
     raw_run = train(
         TrainConfig(

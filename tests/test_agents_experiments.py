@@ -14,7 +14,13 @@ from stepgym.agents.config import EvaluateConfig, TrainConfig, TransferConfig
 from stepgym.cli import parse
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["seed_protocol", "timescale_vs_ppo", "cross_entropy_policy", "transfer"]
+SCRIPTS = [
+    "seed_protocol",
+    "timescale_vs_ppo",
+    "cross_entropy_policy",
+    "transfer",
+    "reward_landscape",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

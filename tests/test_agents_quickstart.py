@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ def test_quickstart_trains_evaluates_and_reports_where_files_went(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    start = time.perf_counter()
     status = main(
         [
             "quickstart",
@@ -35,10 +33,8 @@ def test_quickstart_trains_evaluates_and_reports_where_files_went(
             str(tmp_path / "runs"),
         ]
     )
-    elapsed = time.perf_counter() - start
     out = capsys.readouterr().out
     assert status == 0, out
-    assert elapsed < 60
     assert "| policy |" in out and "timescale(eta=" in out and "fixed(setting=" in out
     assert "## Matched cost" in out
     (run_dir,) = (tmp_path / "runs").iterdir()

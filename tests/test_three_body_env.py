@@ -335,3 +335,7 @@ def test_failing_early_never_saves_cost() -> None:
     failing = ThreeBodyTransition(-8.0, -1.0, 10.0, 110.0, 1e-3, 5, 2.0, "energy_error", 0.1)
     assert cost(going_on) == pytest.approx(-2.0 * math.log10(110.0 / 100.0))
     assert cost(failing) == pytest.approx(-2.0 * math.log10(1100.0 / 100.0))
+    linear = REWARD_TERMS.get("cost_linear").fn
+    assert linear(going_on) == pytest.approx(-2.0 * 10.0 / 1e4)
+    # the 990 evaluations of the unfinished horizon are charged on top of this decision's 10
+    assert linear(failing) == pytest.approx(-2.0 * (10.0 + 990.0) / 1e4)

@@ -18,6 +18,7 @@ SUMMARY_COLUMNS = (
     "p90_error",
     "median_cost",
     "p90_cost",
+    "mean_return",
 )
 
 

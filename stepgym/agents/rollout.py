@@ -121,13 +121,15 @@ def check_spaces(contender: Contender, env: Any) -> None:
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Median cost over all episodes; failure rate; error median/p90 over the successful ones."""
+    """Median cost over all episodes; failure rate; error median/p90 over the successful ones;
+    the mean return (the objective a policy is trained on, under the env's reward)."""
     costs = np.array([float(r["cost"]) for r in rows], dtype=float)
     ok_errors = np.array(
         [float(r["error"]) for r in rows if not r["failed"] and math.isfinite(float(r["error"]))],
         dtype=float,
     )
     failures = sum(bool(r["failed"]) for r in rows)
+    returns = [float(r["return"]) for r in rows if "return" in r]
     return {
         "episodes": float(len(rows)),
         "failure_rate": failures / len(rows) if rows else math.nan,
@@ -135,4 +137,5 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         "p90_error": float(np.percentile(ok_errors, 90)) if ok_errors.size else math.nan,
         "median_cost": float(np.nanmedian(costs)) if costs.size else math.nan,
         "p90_cost": float(np.nanpercentile(costs, 90)) if costs.size else math.nan,
+        "mean_return": float(np.mean(returns)) if returns else math.nan,
     }

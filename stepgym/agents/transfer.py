@@ -124,6 +124,37 @@ def target_kwargs(policy: TrainedPolicy, axis: str, target: str, domain: Domain)
     return merged(policy.env_kwargs, {axis: target}, domain.held_out)
 
 
+NATIVE_COLUMNS = (
+    "trained_on",
+    "evaluated_on",
+    "error_ratio",
+    "cost_ratio",
+    "failure_rate",
+    "native_failure_rate",
+)
+
+
+def against_native(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each transferred cell beside the cell of a policy trained on its target, if any."""
+    native = {c["evaluated_on"]: c for c in cells if c["trained_on"] == c["evaluated_on"]}
+    rows = []
+    for cell in cells:
+        home = native.get(cell["evaluated_on"])
+        if home is None or cell is home:
+            continue
+        rows.append(
+            {
+                "trained_on": cell["trained_on"],
+                "evaluated_on": cell["evaluated_on"],
+                "error_ratio": cell["median_error"] / home["median_error"],
+                "cost_ratio": cell["median_cost"] / home["median_cost"],
+                "failure_rate": cell["failure_rate"],
+                "native_failure_rate": home["failure_rate"],
+            }
+        )
+    return rows
+
+
 def write_transfer(
     cells: list[dict[str, Any]], out_dir: Path, env_id: str, axis: str, domain: Domain
 ) -> TransferReport:
@@ -149,6 +180,14 @@ def write_transfer(
         f"median {domain.cost_label}, on {int(cells[0]['episodes'])} held-out episodes.\n\n"
         + markdown_table(matrix, [f"trained on {axis}", *targets, "run"])
     )
+    against = against_native(cells)
+    if against:
+        text += (
+            f"\n## Against the policy trained natively on the target\n\n"
+            f"error ratio = transferred median {domain.error_label} / native median "
+            f"{domain.error_label}; cost ratio likewise (both over the same held-out "
+            "episodes).\n\n" + markdown_table(against, NATIVE_COLUMNS)
+        )
     report = TransferReport(cells, text)
     report.files["csv"] = write_csv(cells, out_dir / "transfer.csv", CELL_COLUMNS)
     (out_dir / "transfer.md").write_text(text)

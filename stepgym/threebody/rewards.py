@@ -9,7 +9,13 @@ weight, the ``"default"`` preset pays per decision
 Both sums telescope: an episode returns ``-log10(E_end / 1e-16) - w * log10(C_end) - 5 *
 [failed]``, where for a failed episode ``C_end`` is projected to the horizon at the episode's
 rate (``C_end / (t_end / horizon)``) so that failing early never saves cost. A policy that
-maximises the return sits where the log-log error/work curve has slope ``-w``; sampling ``w``
+maximises the return sits where the log-log error/work curve has slope ``-w``. That needs a
+curved error/work relation, as IAS15's has (round-off floor at small epsilon). For a
+fixed-step scheme of order p driven by eta (``step_mode="timescale"``) the curve is a
+straight line of slope -p, so the return is linear in log eta and its optimum is a bound of
+the eta range: use ``"linear_cost"`` there, which pays ``-w * (C_k - C_{k-1}) / 1e4`` and
+has its optimum where d log10 E / d C = -w / 1e4, inside the range (measured for
+leapfrog on the seed-paper starts: eta ~ 7e-4 at w = 0.3, ~2e-3 at w = 1). Sampling ``w``
 per episode (``cost_weight=(low, high)``) and observing it lets one policy span the whole
 trade-off curve. The failure penalty (5) is of the order of the
 episode's total cost term (``log10 C_end`` ~ 4-7), so it neither dominates nor vanishes; a
@@ -46,18 +52,26 @@ MIN_PROGRESS = 1e-3
 """Floor of t / horizon when a failed episode's cost is projected to the horizon."""
 
 
-def _cost(t: ThreeBodyTransition) -> float:
-    before = max(t.total_evaluations - t.evaluations, 1.0)
+def _charged_total(t: ThreeBodyTransition) -> float:
+    """Evaluations since reset, projected to the horizon at the episode's rate on failure."""
     after = max(t.total_evaluations, 1.0)
     if t.failed:
         # Charge the work the unfinished horizon would have taken at the same rate, so that
         # failing early never saves cost (otherwise a large cost weight teaches "fail fast").
         after /= min(1.0, max(t.progress, MIN_PROGRESS))
-    return -t.cost_weight * math.log10(after / before)
+    return after
+
+
+def _cost(t: ThreeBodyTransition) -> float:
+    before = max(t.total_evaluations - t.evaluations, 1.0)
+    return -t.cost_weight * math.log10(_charged_total(t) / before)
 
 
 def _cost_linear(t: ThreeBodyTransition) -> float:
-    return -t.cost_weight * t.evaluations / LINEAR_COST_SCALE
+    charged = t.evaluations
+    if t.failed:
+        charged += _charged_total(t) - max(t.total_evaluations, 1.0)
+    return -t.cost_weight * charged / LINEAR_COST_SCALE
 
 
 def _failure(t: ThreeBodyTransition) -> float:
@@ -82,7 +96,12 @@ _add(
     "-cost_weight * (change of log10 of the evaluations since reset); on failure the "
     "evaluations are projected to the horizon at the episode's rate",
 )
-_add("cost_linear", _cost_linear, "-cost_weight * evaluations in the decision / 1e4")
+_add(
+    "cost_linear",
+    _cost_linear,
+    "-cost_weight * evaluations in the decision / 1e4; on failure the rest of the horizon "
+    "is charged at the episode's rate",
+)
 _add("failure", _failure, "-1 if the episode fails (energy_error, stalled, invalid_action)")
 _add(
     "seed_paper_accuracy",
