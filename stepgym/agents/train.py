@@ -5,7 +5,8 @@ Everything a run produces lands in ``runs/<env>__<exp>__<seed>__<time>/``::
     config.json             the exact TrainConfig, the parsed env kwargs, library versions
     model.zip               the final model
     vecnormalize.pkl        its VecNormalize statistics
-    best/best_model.zip     the best model on held-out instances (periodic evaluation)
+    best/best_model.zip     the best model on held-out instances (periodic evaluation, on
+                            seeds apart from those ``stepgym evaluate`` scores)
     best/vecnormalize.pkl   the statistics that go with it (SB3's EvalCallback omits them)
     checkpoints/            periodic checkpoints, each with its statistics
     eval/evaluations.npz    the periodic evaluation results
@@ -117,10 +118,16 @@ def held_out_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     return merged(env_kwargs, held_out)
 
 
+VALIDATION_SEED_SHIFT = 500_000
+"""Periodic evaluation (which picks the best model) starts this far past the first seed of
+``stepgym evaluate``, so the model is never selected on the episodes it is then scored on."""
+
+
 def eval_seed(env_id: str, seed: int) -> int:
-    """First seed of held-out episodes for ``env_id`` (far from the training seeds)."""
+    """First seed of the periodic evaluation's held-out episodes for ``env_id``: far from the
+    training seeds and apart from the seeds ``stepgym evaluate`` scores."""
     offset = DOMAINS.get(env_id).eval_seed_offset if env_id in DOMAINS else 1_000_000
-    return seed + offset
+    return seed + offset + VALIDATION_SEED_SHIFT
 
 
 def make_vec(
