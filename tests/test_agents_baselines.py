@@ -101,6 +101,14 @@ def test_pi_controller_grows_the_step_when_the_error_grows_slowly() -> None:
     assert all(b > a for a, b in itertools.pairwise(settings[1:]))
 
 
+def test_pi_controller_starts_at_the_smallest_setting_by_default() -> None:
+    env = FakeEnv(LogActionMap(1e-4, 1.0))
+    controller = PIController(target=1e-9)
+    controller.bind(env)  # type: ignore[arg-type]
+    env.last_info = {"energy_error": 0.0}
+    assert decoded(controller, env) == pytest.approx(1e-4, rel=1e-5)
+
+
 def test_pi_controller_follows_the_documented_formula() -> None:
     env = FakeEnv(LogActionMap(1e-6, 1.0))
     controller = PIController(target=1e-8, order=2.0, initial=1e-2)

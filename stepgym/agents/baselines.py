@@ -128,7 +128,10 @@ class PIController(Controller):
     with ``k_I = 0.3 / k``, ``k_P = 0.4 / k`` and ``k = order + 1`` (``order`` of the error
     growth in the setting: 2 for leapfrog-type steps), ``safety = 0.9`` and the change per
     decision limited to ``[1/5, 5]``. The first decision uses ``initial`` (default: the
-    geometric middle of the action range).
+    smallest setting of the action range, the conservative start of classical step-size
+    control; the controller then grows the setting by up to 5x per decision). Starting in
+    the middle of the range instead fixes the error of the first decision at that setting's,
+    which no later control can undo.
     """
 
     def __init__(
@@ -155,7 +158,7 @@ class PIController(Controller):
     def setting(self) -> float:
         abs_error = abs(float(self.last_info.get("energy_error", 0.0) or 0.0))
         if self.current is None:
-            self.current = self.initial or math.sqrt(self.action_map.low * self.action_map.high)
+            self.current = self.initial or self.action_map.low
         elif self.previous_abs_error is not None:
             growth = max(abs(abs_error - self.previous_abs_error), 1e-300)
             previous = self.previous_growth if self.previous_growth is not None else growth
