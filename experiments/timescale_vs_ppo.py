@@ -2,13 +2,13 @@
 the timescale rule (constant eta) at MATCHED cost, failures counted apart; the fixed-step grid
 and the PI error-per-step controller for reference.
 
-The reward is the ``linear_cost`` preset: -change of log10 energy error - w * evaluations /
-1e4 - 5 [failure]. Unlike the log-log ``default`` preset, whose return is linear in log eta for
-a 2nd-order scheme (so its optimum sits on a bound of the eta range), it has an interior
-optimum for every cost weight w. ``--cost-weight`` takes one number, or two to draw w
-log-uniformly per episode and observe it, so that one policy spans the trade-off curve; the
-policy is then evaluated at each of ``--eval-weights`` (default: the two ends and their
-geometric mean), each against the rule's eta bisected to its own median cost.
+The reward is the ``linear_cost`` preset: -change of log10 energy error - w * evaluations / 1e4
+- 5 [failure]. Unlike the log-log ``default`` preset, whose return is linear in log eta for a
+2nd-order scheme until failures set in (its optimum is then the smallest eta or flat over
+decades), it has a clear interior optimum for every cost weight w. ``--cost-weight`` takes one
+number, or two to draw w log-uniformly per episode and observe it, so that one policy spans the
+trade-off curve; the policy is then evaluated at each of ``--eval-weights`` (default: the two
+ends and their geometric mean), each against the rule's eta bisected to its own median cost.
 
     python experiments/timescale_vs_ppo.py [--cost-weight 0.1 10] [--dry-run]
 Writes results/<name>.md (``--name``, default timescale_vs_ppo).

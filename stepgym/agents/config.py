@@ -140,8 +140,8 @@ class QuickstartConfig:
     """Environment keyword arguments (JSON): leapfrog driven by the dimensionless step eta,
     where the timescale rule is the baseline to beat. The linear_cost reward has its optimum
     inside the eta range (the log-log default reward is linear in log eta for a 2nd-order
-    scheme, so PPO would sit on a bound). raw_range only bounds the fixed-step grid (steps
-    below 1e-4 take minutes per episode)."""
+    scheme, so its optimum is a bound or flat over decades). raw_range only bounds the
+    fixed-step grid (steps below 1e-4 take minutes per episode)."""
     total_timesteps: int = 100_000
     """PPO training steps."""
     n_envs: int = 8

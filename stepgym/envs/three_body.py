@@ -84,9 +84,9 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     the horizon, C_k / (t_k / horizon), so that failing early never saves cost).
     ``"linear_cost"`` charges ``w * (C_k - C_{k-1}) / 1e4`` instead (failures projected the
     same way). Choose it for fixed-step schemes in ``step_mode="timescale"``: there the error
-    grows as eta^p and the work as 1/eta, so the ``"default"`` return is linear in log eta and
-    its optimum sits on a bound of ``eta_range`` (the smallest eta for w < p, the largest for
-    w > p), whereas the linear cost has an interior optimum for every w.
+    grows as eta^p and the work as 1/eta, so the ``"default"`` return is linear in log eta
+    until failures set in: its optimum is the smallest eta for w < p and a maximum flat over
+    decades for w > p, whereas the linear cost has a clear interior optimum for every w.
     ``reward="seed_paper"`` is the seed
     paper's ``-3000 log10(|dE|/1e-10) / (|log10 |dE||^3 k) + 4 / |log10 mu|`` (mu = setting).
     Also ``"accuracy_only"``; or pass ``{term: weight}``.
