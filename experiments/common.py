@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -153,9 +154,16 @@ def write_report(
     notes: str = "",
     scale: float = 1.0,
     results_dir: Path = RESULTS,
+    plots: Sequence[Path] = (),
 ) -> Path:
-    """results/<name>.md: the commands, then each (heading, Markdown file) section."""
+    """results/<name>.md: the commands, then each (heading, Markdown file) section; each of
+    ``plots`` is copied beside it as <name>_pareto[_k].png."""
     results_dir.mkdir(parents=True, exist_ok=True)
+    for index, plot in enumerate(plots):
+        if plot.is_file():
+            copy = results_dir / f"{name}_pareto{'' if index == 0 else f'_{index + 1}'}.png"
+            shutil.copyfile(plot, copy)
+            notes += f"\n\nPareto plot: `{copy.name}` (from {plot})."
     if scale != 1.0:
         notes += f"\n\nRun at --scale {scale} of the full budget: a reduced run, not the protocol."
     lines = [f"# {title}", "", notes, "", "## Commands", "", "```bash", *commands, "```", ""]
@@ -168,6 +176,7 @@ def write_report(
             lines.append(f"(not produced: {path} is missing)")
         lines.append("")
     out = results_dir / f"{name}.md"
-    out.write_text("\n".join(lines))
+    # paths relative to the repository, so the commands run from any checkout
+    out.write_text("\n".join(lines).replace(f"{ROOT}/", ""))
     print(f"wrote {out}")
     return out

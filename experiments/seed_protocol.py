@@ -92,9 +92,10 @@ def main() -> None:
             "Seed-paper protocol on REBOUND IAS15",
             log,
             [("Held-out evaluation (300 decisions)", out / "summary.md")],
-            notes=f"Pareto plot: {out / 'pareto.png'}. Cost = force evaluations (deterministic).",
+            notes="Cost = force evaluations (deterministic).",
             scale=args.scale,
             results_dir=args.results_dir,
+            plots=[out / "pareto.png"],
         )
 
 

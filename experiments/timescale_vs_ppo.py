@@ -59,7 +59,7 @@ def main() -> None:
     stepgym(train_args, args.dry_run, log)
     run = latest_run(args.runs_dir, exp)
     sections: list[tuple[str, Path]] = []
-    plots = []
+    plots: list[Path] = []
     for w in eval_weights(weights, args.eval_weights):
         # raw_range bounds only the fixed-step grid: dt = 1e-6 costs ~15 s per episode
         evaluation = {**env, "cost_weight": w, "raw_range": [1e-4, 1e-1]}
@@ -92,17 +92,18 @@ def main() -> None:
             log,
         )
         sections.append((f"Held-out evaluation at cost weight {w:g}", out / "summary.md"))
-        plots.append(str(out / "pareto.png"))
+        plots.append(out / "pareto.png")
     if not args.dry_run:
         write_report(
             args.name,
             f"PPO vs the timescale rule on {args.integrator} ({args.reward} reward)",
             log,
             sections,
-            notes=f"Pareto plots: {', '.join(plots)}. Matched cost: eta bisected in log "
-            "space until the rule's median force evaluations equal the policy's.",
+            notes="Matched cost: eta bisected in log space until the rule's median force "
+            "evaluations equal the policy's.",
             scale=args.scale,
             results_dir=args.results_dir,
+            plots=plots,
         )
 
 

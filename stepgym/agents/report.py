@@ -88,7 +88,12 @@ def pareto_plot(
         costs = [float(m["median_cost"]) for m in points]
         errors = [float(m["median_error"]) for m in points]
         failures = max(float(m["failure_rate"]) for m in members)
-        label = f"{family} (failures up to {failures:.0%})"
+        if failures == 0:
+            label = f"{family} (no failures)"
+        elif len(points) > 1:
+            label = f"{family} (failures up to {failures:.0%})"
+        else:
+            label = f"{family} (failures {failures:.0%})"
         if len(points) > 1:
             axes.plot(costs, errors, marker="o", label=label)
         else:
