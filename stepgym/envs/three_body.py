@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
@@ -124,7 +125,9 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     reset), ``wall_time`` (seconds since reset), ``t``, ``setting`` (the decoded setting),
     ``dt`` (last step taken), ``steps`` (integrator steps since reset), ``integrator``,
     ``decision``, ``instance``, ``cost_weight``, ``t_dyn``, ``termination_reason`` (and
-    ``message`` when REBOUND or a budget stopped the decision). ``wall_time_in_info=False``
+    ``message`` when REBOUND or a budget stopped the decision, ``integrator_warnings`` with
+    REBOUND's warnings of the decision, e.g. IAS15 not converging; they are not printed).
+    ``wall_time_in_info=False``
     drops ``wall_time`` so that infos repeat bit for bit (Gymnasium's checker compares them).
 
     ## Version History
@@ -255,7 +258,10 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         t_before = state.t
         self._decision += 1
         self._setting = setting
-        result = self._run(setting)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            result = self._run(setting)
+        notes = _runtime_warnings(caught)
         work = result.work
         self._evaluations += work.evaluations
         self._steps += work.steps
@@ -287,8 +293,10 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             reason,
             state.progress,
         )
-        info = {"message": message} if message else None
-        return Advance(state, transition, reason, info)
+        info: dict[str, Any] = {"message": message} if message else {}
+        if notes:
+            info["integrator_warnings"] = notes
+        return Advance(state, transition, reason, info or None)
 
     def _info(self, state: ThreeBodyState) -> dict[str, Any]:
         info = {
@@ -327,6 +335,18 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self.propagator.sim = None
         self.propagator.view = None
         super().close()
+
+
+def _runtime_warnings(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """The distinct RuntimeWarning messages of one decision (REBOUND's, e.g. IAS15 not
+    converging); warnings of other categories are passed on unchanged."""
+    messages: dict[str, None] = {}
+    for note in caught:
+        if issubclass(note.category, RuntimeWarning):
+            messages[str(note.message)] = None
+        else:
+            warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
+    return tuple(messages)
 
 
 __all__ = ["RESET_OPTIONS", "ThreeBodyConfig", "ThreeBodyEnv"]
