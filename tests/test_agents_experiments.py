@@ -49,3 +49,40 @@ def test_dry_run_prints_valid_stepgym_commands(script: str, tmp_path: Path) -> N
         config = parse(words[3:])
         kinds.add(type(config))
     assert kinds & {TrainConfig, EvaluateConfig, TransferConfig}
+
+
+def test_policy_behaviour_relates_the_setting_to_every_feature(tmp_path: Path) -> None:
+    import json
+
+    from stepgym.agents.train import train
+
+    run = train(
+        TrainConfig(
+            env_id="stepgym/ThreeBody-v0",
+            env_kwargs=json.dumps(
+                {"integrator": "leapfrog", "step_mode": "timescale", "horizon": 0.5}
+            ),
+            total_timesteps=64,
+            n_envs=1,
+            n_steps=64,
+            batch_size=64,
+            n_epochs=1,
+            eval_freq=0,
+            checkpoint_freq=0,
+            progress_bar=False,
+            runs_dir=tmp_path,
+        )
+    )
+    script = ROOT / "experiments" / "policy_behaviour.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(run), "--episodes", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "in 2 held-out episodes" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| log_")]
+    # the default feature set has four log_ features, each with a correlation or "constant"
+    assert len(rows) == 4
