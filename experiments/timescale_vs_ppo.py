@@ -29,6 +29,8 @@ from common import (
     write_report,
 )
 
+from stepgym.threebody.features import FEATURE_SETS
+
 
 def eval_weights(train: list[float], requested: list[float] | None) -> list[float]:
     """The cost weights the policy is scored at."""
@@ -49,10 +51,15 @@ def main() -> None:
     p.add_argument("--total-timesteps", type=int, default=800_000)
     p.add_argument("--log-std-init", type=float, default=-1.0)
     p.add_argument("--name", default="timescale_vs_ppo", help="results/<name>.md")
+    p.add_argument(
+        "--extra-features", nargs="+", default=[], help="observed on top of the default set"
+    )
     args = p.parse_args()
     weights = args.cost_weight
     train_weight: float | list[float] = weights[0] if len(weights) == 1 else weights[:2]
     env = timescale_env(args.integrator, args.reward, train_weight)
+    if args.extra_features:
+        env["features"] = [*FEATURE_SETS["default"], *args.extra_features]
     exp = f"{args.name}_{args.integrator}"
     log: list[str] = []
     train_args = timescale_train(env, exp, args, args.total_timesteps, args.log_std_init)

@@ -298,6 +298,19 @@ def test_presets_and_features() -> None:
     assert len(values) == 5 and all(-2 <= v <= 2 for v in values)
 
 
+@pytest.mark.parametrize(("speed", "expected"), [(-1.0, -1.0), (1.0, 1.0), (0.0, 0.0)])
+def test_closest_pair_approach_sees_an_encounter_coming(speed: float, expected: float) -> None:
+    # bodies 0 and 1 are the closest pair; body 1 moves along their separation (or not at all)
+    bodies = [
+        (1.0, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),
+        (1.0, (1.0, 0.0, 0.0), (speed, 0.0, 0.0)),
+        (1.0, (0.0, 10.0, 0.0), (0.0, 0.3, 0.0)),
+    ]
+    env = make(features=["closest_pair_approach"], horizon=1.0)
+    obs, _ = env.reset(seed=0, options={"bodies": bodies})
+    assert float(obs[0]) == pytest.approx(expected, abs=1e-6)
+
+
 def test_action_map_contract_constant_setting() -> None:
     env = make(integrator="leapfrog", step_mode="timescale", action="discrete", n_actions=5)
     assert env.action_map.low == 1e-4 and env.action_map.high == 1.0

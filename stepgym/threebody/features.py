@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from stepgym.features import Feature
 from stepgym.registry import Registry
 from stepgym.threebody.records import ThreeBodyState
@@ -121,6 +123,30 @@ _add(
         -6.0,
         6.0,
         doc="log10 of the episode's cost weight (varies when cost_weight is a range)",
+    )
+)
+
+_PAIRS = ((0, 1), (0, 2), (1, 2))
+
+
+def _closest_pair_approach(s: ThreeBodyState) -> float:
+    """cos of the angle between the closest pair's separation and relative velocity."""
+    x, v = s.positions, s.velocities
+    i, j = min(_PAIRS, key=lambda p: float(np.sum((x[p[0]] - x[p[1]]) ** 2)))
+    dr, dv = x[j] - x[i], v[j] - v[i]
+    norm = math.sqrt(float(dr @ dr) * float(dv @ dv))
+    return float(dr @ dv) / norm if norm > 0.0 else 0.0
+
+
+_add(
+    Feature(
+        "closest_pair_approach",
+        _closest_pair_approach,
+        -1.0,
+        1.0,
+        doc="radial velocity of the closest pair over its relative speed: -1 head-on "
+        "approach, +1 receding (an encounter ahead or behind)",
+        nan_value=0.0,
     )
 )
 
