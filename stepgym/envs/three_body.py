@@ -71,7 +71,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     | 7   | cost_weight               | -6  | 6   | log10 of the episode's cost weight         |
 
     ``features="seed_paper"``: planar positions / 10 (6), planar velocities (6),
-    -log10 |dE| (1).
+    -log10 |dE| (1). Also available: ``closest_pair_approach`` (-1 .. 1, the closest pair's
+    radial velocity over its relative speed: negative while an encounter is coming).
 
     ## Rewards
 
