@@ -86,3 +86,32 @@ def test_policy_behaviour_relates_the_setting_to_every_feature(tmp_path: Path) -
     rows = [line for line in result.stdout.splitlines() if line.startswith("| log_")]
     # the default feature set has four log_ features, each with a correlation or "constant"
     assert len(rows) == 4
+
+
+def test_paired_returns_compares_the_same_seeds(tmp_path: Path) -> None:
+    import csv
+
+    path = tmp_path / "episodes.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["controller", "seed", "return", "cost"])
+        writer.writeheader()
+        for seed, (mine, theirs) in enumerate([(1.0, 0.0), (3.0, 2.0), (0.0, 1.0)]):
+            writer.writerow({"controller": "a", "seed": seed, "return": mine, "cost": 10})
+            writer.writerow({"controller": "b", "seed": seed, "return": theirs, "cost": 20})
+    script = ROOT / "experiments" / "paired_returns.py"
+    result = subprocess.run(
+        [sys.executable, str(script), f"{path}:a", f"{path}:b"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    # differences +1, +1, -1: mean 1/3, standard error sqrt(4/3 / 3) = 0.667
+    assert "+0.333 +- 0.667" in result.stdout and "first ahead in 2 of 3" in result.stdout
+    missing = subprocess.run(
+        [sys.executable, str(script), f"{path}:a", f"{path}:nobody"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and "no episodes of controller 'nobody'" in missing.stderr
