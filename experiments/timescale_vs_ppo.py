@@ -54,10 +54,18 @@ def main() -> None:
     p.add_argument(
         "--extra-features", nargs="+", default=[], help="observed on top of the default set"
     )
+    p.add_argument(
+        "--steps-per-decision",
+        type=int,
+        default=None,
+        help="decide every N integrator steps (decision='fine') instead of every 0.1 yr slice",
+    )
     args = p.parse_args()
     weights = args.cost_weight
     train_weight: float | list[float] = weights[0] if len(weights) == 1 else weights[:2]
     env = timescale_env(args.integrator, args.reward, train_weight)
+    if args.steps_per_decision:
+        env.update(decision="fine", steps_per_decision=args.steps_per_decision)
     if args.extra_features:
         env["features"] = [*FEATURE_SETS["default"], *args.extra_features]
     exp = f"{args.name}_{args.integrator}"
