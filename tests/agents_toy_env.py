@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -109,3 +110,24 @@ def register_toy() -> str:
     if TOY_ID not in DOMAINS:
         DOMAINS.add(TOY_ID, THREE_BODY_DOMAIN)
     return TOY_ID
+
+
+def train_briefly(runs_dir: Path, env_id: str = TOY_ID, env_kwargs: str = "{}") -> Path:
+    """A 64-step PPO run without periodic evaluation: just enough to have a saved policy."""
+    from stepgym.agents.config import TrainConfig
+    from stepgym.agents.train import train
+
+    config = TrainConfig(
+        env_id=env_id,
+        env_kwargs=env_kwargs,
+        total_timesteps=64,
+        n_envs=1,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        eval_freq=0,
+        checkpoint_freq=0,
+        progress_bar=False,
+        runs_dir=runs_dir,
+    )
+    return train(config)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from agents_toy_env import register_toy
+from agents_toy_env import register_toy, train_briefly
 
 from stepgym.agents.config import EvaluateConfig, TrainConfig, TransferConfig
 from stepgym.agents.domains import THREE_BODY_DOMAIN
@@ -171,20 +171,7 @@ def test_transferred_cells_are_compared_with_the_native_policy() -> None:
 
 
 def test_transfer_refuses_a_policy_without_the_dimensionless_action(tmp_path: Path) -> None:
-    raw_run = train(
-        TrainConfig(
-            env_id=TOY,
-            total_timesteps=64,
-            n_envs=1,
-            n_steps=64,
-            batch_size=64,
-            n_epochs=1,
-            eval_freq=0,
-            checkpoint_freq=0,
-            progress_bar=False,
-            runs_dir=tmp_path,
-        )
-    )
+    raw_run = train_briefly(tmp_path, TOY)
     with pytest.raises(ConfigError, match="dimensionless"):
         transfer(TransferConfig(policies=(raw_run,), targets=("whfast",), out_dir=tmp_path))
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from agents_toy_env import train_briefly
 
 from stepgym.agents.config import EvaluateConfig, TrainConfig, TransferConfig
 from stepgym.cli import parse
@@ -52,27 +53,8 @@ def test_dry_run_prints_valid_stepgym_commands(script: str, tmp_path: Path) -> N
 
 
 def test_policy_behaviour_relates_the_setting_to_every_feature(tmp_path: Path) -> None:
-    import json
-
-    from stepgym.agents.train import train
-
-    run = train(
-        TrainConfig(
-            env_id="stepgym/ThreeBody-v0",
-            env_kwargs=json.dumps(
-                {"integrator": "leapfrog", "step_mode": "timescale", "horizon": 0.5}
-            ),
-            total_timesteps=64,
-            n_envs=1,
-            n_steps=64,
-            batch_size=64,
-            n_epochs=1,
-            eval_freq=0,
-            checkpoint_freq=0,
-            progress_bar=False,
-            runs_dir=tmp_path,
-        )
-    )
+    kwargs = '{"integrator": "leapfrog", "step_mode": "timescale", "horizon": 0.5}'
+    run = train_briefly(tmp_path, "stepgym/ThreeBody-v0", kwargs)
     script = ROOT / "experiments" / "policy_behaviour.py"
     result = subprocess.run(
         [sys.executable, str(script), str(run), "--episodes", "2"],
