@@ -108,6 +108,7 @@ def timescale_train(
     args: argparse.Namespace,
     total_timesteps: int = 800_000,
     log_std_init: float = -1.0,
+    gamma: float = 0.995,
 ) -> list[object]:
     """The ``stepgym train`` arguments of the three-body timescale experiments."""
     return [
@@ -125,7 +126,7 @@ def timescale_train(
         "--batch-size",
         512,
         "--gamma",
-        0.995,
+        gamma,
         "--log-std-init",
         log_std_init,
         "--eval-freq",

@@ -54,6 +54,7 @@ def main() -> None:
     p.add_argument(
         "--extra-features", nargs="+", default=[], help="observed on top of the default set"
     )
+    p.add_argument("--gamma", type=float, default=0.995, help="PPO discount factor")
     p.add_argument(
         "--steps-per-decision",
         type=int,
@@ -70,7 +71,9 @@ def main() -> None:
         env["features"] = [*FEATURE_SETS["default"], *args.extra_features]
     exp = f"{args.name}_{args.integrator}"
     log: list[str] = []
-    train_args = timescale_train(env, exp, args, args.total_timesteps, args.log_std_init)
+    train_args = timescale_train(
+        env, exp, args, args.total_timesteps, args.log_std_init, args.gamma
+    )
     stepgym(train_args, args.dry_run, log)
     run = latest_run(args.runs_dir, exp)
     sections: list[tuple[str, Path]] = []
