@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -158,3 +159,19 @@ def test_c_counter_and_python_fallback_count_the_same(monkeypatch: pytest.Monkey
     force_counter.load_c_counter.cache_clear()
     monkeypatch.delenv("STEPGYM_PURE_PYTHON_COUNTER")
     assert counts[0] == counts[1] > 0
+
+
+def test_advance_records_rebound_warnings_and_drops_expected_ones() -> None:
+    from stepgym.integrators.rebound_backend import _reported
+
+    def note(text: str, category: type[Warning] = RuntimeWarning) -> warnings.WarningMessage:
+        return warnings.WarningMessage(text, category, "x.py", 1)
+
+    caught = [
+        note("IAS15 did not converge"),
+        note("IAS15 did not converge"),
+        note("Maximum stepsize reached (x)"),
+    ]
+    assert _reported(caught, ("Maximum stepsize reached",)) == ("IAS15 did not converge",)
+    with pytest.warns(DeprecationWarning, match="old"):
+        assert _reported([note("old", DeprecationWarning)], ()) == ()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
@@ -259,10 +258,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         t_before = state.t
         self._decision += 1
         self._setting = setting
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            result = self._run(setting)
-        notes = _runtime_warnings(caught)
+        result = self._run(setting)
         work = result.work
         self._evaluations += work.evaluations
         self._steps += work.steps
@@ -295,8 +291,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             state.progress,
         )
         info: dict[str, Any] = {"message": message} if message else {}
-        if notes:
-            info["integrator_warnings"] = notes
+        if result.warnings:
+            info["integrator_warnings"] = result.warnings
         return Advance(state, transition, reason, info or None)
 
     def _info(self, state: ThreeBodyState) -> dict[str, Any]:
@@ -336,18 +332,6 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self.propagator.sim = None
         self.propagator.view = None
         super().close()
-
-
-def _runtime_warnings(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
-    """The distinct RuntimeWarning messages of one decision (REBOUND's, e.g. IAS15 not
-    converging); warnings of other categories are passed on unchanged."""
-    messages: dict[str, None] = {}
-    for note in caught:
-        if issubclass(note.category, RuntimeWarning):
-            messages[str(note.message)] = None
-        else:
-            warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
-    return tuple(messages)
 
 
 __all__ = ["RESET_OPTIONS", "ThreeBodyConfig", "ThreeBodyEnv"]

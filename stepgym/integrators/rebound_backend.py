@@ -18,13 +18,13 @@ schemes, counted by a callback for adaptive ones) with wall time beside it.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import dataclasses
 import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +54,18 @@ def _import_rebound() -> Any:
     return rebound
 
 
-@contextlib.contextmanager
-def _silenced(messages: tuple[str, ...]) -> Iterator[None]:
-    with warnings.catch_warnings():
-        for message in messages:
-            warnings.filterwarnings("ignore", message=message, category=RuntimeWarning)
-        yield
+def _reported(caught: list[warnings.WarningMessage], expected: tuple[str, ...]) -> tuple[str, ...]:
+    """The distinct RuntimeWarning messages of one advance, less those the scheme emits by
+    design (``expected``: message prefixes); warnings of other categories are re-raised."""
+    messages: dict[str, None] = {}
+    for note in caught:
+        if not issubclass(note.category, RuntimeWarning):
+            warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
+            continue
+        text = str(note.message)
+        if not any(text.startswith(prefix) for prefix in expected):
+            messages[text] = None
+    return tuple(messages)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class AdvanceResult:
     status: str | None = None
     """None, or "escape", "close_encounter", "stalled" (budget, stuck clock, REBOUND error)."""
     message: str = ""
+    warnings: tuple[str, ...] = ()
+    """REBOUND's warnings during the advance (e.g. IAS15 not converging), captured instead of
+    printed; those the scheme emits by design (e.g. BS hitting its max_dt cap) are left out."""
 
 
 class ReboundPropagator:
@@ -192,10 +201,15 @@ class ReboundPropagator:
         logger.warning("REBOUND raised %s: %s", type(error).__name__, error)
         return "stalled", f"{type(error).__name__}: {error}"
 
-    def _quiet(self) -> contextlib.AbstractContextManager[Any]:
-        """Silence warnings the scheme emits by design (e.g. BS hitting its max_dt cap)."""
-        messages = self.scheme.expected_warnings
-        return _silenced(messages) if messages else contextlib.nullcontext()
+    def _captured(self, advance: Callable[..., AdvanceResult], *args: Any) -> AdvanceResult:
+        """Run one advance with REBOUND's warnings recorded into its result."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            result = advance(*args)
+        if not caught:
+            return result
+        notes = _reported(caught, self.scheme.expected_warnings)
+        return dataclasses.replace(result, warnings=notes) if notes else result
 
     def _over_budget(self, evaluations: float, deadline: float) -> bool:
         return evaluations > self.budget.max_evaluations or time.perf_counter() > deadline
@@ -207,6 +221,9 @@ class ReboundPropagator:
         ``value`` until ``t >= t_end`` (the step is never shortened, so the run equals one
         uninterrupted fixed-step integration).
         """
+        return self._captured(self._raw_to, t_end, value)
+
+    def _raw_to(self, t_end: float, value: float) -> AdvanceResult:
         start, steps0, _ = self._begin()
         sim, scheme = self.sim, self.scheme
         scheme.apply_raw(sim, value)
@@ -234,6 +251,9 @@ class ReboundPropagator:
 
     def advance_raw_steps(self, n_steps: int, value: float) -> AdvanceResult:
         """Take ``n_steps`` steps with the raw setting ``value``."""
+        return self._captured(self._raw_steps, n_steps, value)
+
+    def _raw_steps(self, n_steps: int, value: float) -> AdvanceResult:
         start, steps0, _ = self._begin()
         sim, per_step = self.sim, self.scheme.evaluations_per_step
         self.scheme.apply_raw(sim, value)
@@ -252,8 +272,7 @@ class ReboundPropagator:
     def advance_rule_to(self, t_end: float, eta: float, retime_every: int = 1) -> AdvanceResult:
         """Advance to ``t_end`` with steps ``eta * t_dyn``, t_dyn recomputed every
         ``retime_every`` steps; the last step is shortened to end exactly at ``t_end``."""
-        with self._quiet():
-            return self._rule_to(t_end, eta, retime_every)
+        return self._captured(self._rule_to, t_end, eta, retime_every)
 
     def _rule_to(self, t_end: float, eta: float, retime_every: int) -> AdvanceResult:
         start, steps0, _ = self._begin()
@@ -286,8 +305,7 @@ class ReboundPropagator:
 
     def advance_rule_steps(self, n_steps: int, eta: float) -> AdvanceResult:
         """Take ``n_steps`` steps, each of length ``eta * t_dyn`` at its start."""
-        with self._quiet():
-            return self._rule_steps(n_steps, eta)
+        return self._captured(self._rule_steps, n_steps, eta)
 
     def _rule_steps(self, n_steps: int, eta: float) -> AdvanceResult:
         start, steps0, _ = self._begin()

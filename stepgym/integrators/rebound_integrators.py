@@ -47,7 +47,8 @@ class ReboundIntegrator:
     """Force evaluations per step if fixed and exact; None means counted by a callback."""
     doc: ClassVar[str] = ""
     expected_warnings: ClassVar[tuple[str, ...]] = ()
-    """REBOUND warnings the scheme emits by design in timescale mode (silenced there)."""
+    """Prefixes of REBOUND warnings the scheme emits by design (e.g. BS at its max_dt cap in
+    timescale mode); advances leave them out of ``AdvanceResult.warnings``."""
 
     def setup(self, sim: Any) -> None:
         """Select the scheme on ``sim`` with its default options."""
