@@ -4,13 +4,26 @@ An environment holds a :class:`FeatureSet` built from names looked up in its fea
 The observation space is built from the features' declared bounds, and every observation is
 clipped into them, so the declared space can never drift from what ``reset``/``step`` return.
 
-Adding a feature is a one-file change::
+Adding a feature is a one-file change: build a :class:`Feature` and add it to the
+environment's registry under a new name, then select it by that name::
 
-    @THREE_BODY_FEATURES.register("log_min_separation")
-    def _() -> Feature[ThreeBodyState]:
-        return Feature("log_min_separation", lambda s: np.log10(s.min_separation), -6.0, 3.0)
+    import math
+    from stepgym.features import Feature
+    from stepgym.threebody.features import THREE_BODY_FEATURES
 
-(or ``THREE_BODY_FEATURES.add(name, Feature(...))``).
+    THREE_BODY_FEATURES.add(
+        "log_time_left",
+        Feature(
+            "log_time_left",
+            lambda state: math.log10(max(1.0 - state.progress, 1e-12)),
+            low=-12.0,
+            high=0.0,
+            doc="log10 of the fraction of the horizon still ahead",
+        ),
+    )
+    env = gymnasium.make("stepgym/ThreeBody-v0", features=("log_energy_error", "log_time_left"))
+
+(``tests/test_core.py`` follows this recipe, so it stays true.)
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ class Feature(Generic[S]):
     """
 
     name: str
-    """Name in the registry and in ``FeatureSet.describe()``."""
+    """Name in the registry (and in ``FeatureSet.names``)."""
     fn: Callable[[S], float | np.ndarray]
     """Computes the feature from the environment's state snapshot."""
     low: float
@@ -47,7 +60,7 @@ class Feature(Generic[S]):
     size: int = 1
     """Number of entries the feature contributes to the observation vector."""
     doc: str = ""
-    """One line on what the feature is, shown in docs and ``describe()``."""
+    """One line on what the feature is, shown in the docs."""
     nan_value: float | None = None
     """What a NaN becomes; None means ``high`` (a NaN usually signals a blown-up error)."""
 
@@ -59,9 +72,6 @@ class Feature(Generic[S]):
             )
         if self.size < 1:
             raise ConfigError(f"feature {self.name!r} needs size >= 1, got {self.size}.")
-
-
-FeatureFactory = Callable[[], Feature[S]]
 
 
 class FeatureSet(Generic[S]):
@@ -104,7 +114,22 @@ class FeatureSet(Generic[S]):
     def __call__(self, state: S) -> np.ndarray:
         """The observation for ``state``: float32, finite, inside the declared bounds."""
         # Written into one preallocated buffer: this runs once per decision, on the hot path.
-        out = self._buffer
+        self.write(state, self._buffer)
+        return self.sanitize(self._buffer)
+
+    def sanitize(self, out: np.ndarray) -> np.ndarray:
+        """Raw values from :meth:`write` (one row, or a batch of rows) as float32 observations:
+        NaN replaced, clipped into the declared bounds (``out`` is modified in place)."""
+        nan = np.isnan(out)
+        if nan.any():
+            np.copyto(out, self._nan, where=nan)
+        # two ufuncs: np.clip's Python wrapper costs more than the clipping of a few values
+        np.maximum(out, self._low, out=out)
+        np.minimum(out, self._high, out=out)
+        return out.astype(np.float32)
+
+    def write(self, state: S, out: np.ndarray) -> None:
+        """Write the raw feature values of ``state`` into the float64 row ``out``."""
         for feature, start in zip(self.features, self._starts, strict=True):
             value = feature.fn(state)
             if feature.size == 1 and isinstance(value, float | int):
@@ -117,12 +142,3 @@ class FeatureSet(Generic[S]):
                     f"size={feature.size}; fix the feature's definition."
                 )
             out[start : start + feature.size] = array
-        nan = np.isnan(out)
-        if nan.any():
-            out[nan] = self._nan[nan]
-        np.clip(out, self._low, self._high, out=out)
-        return out.astype(np.float32)
-
-    def describe(self) -> list[tuple[str, int, float, float, str]]:
-        """(name, size, low, high, doc) for each feature, in observation order."""
-        return [(f.name, f.size, f.low, f.high, f.doc) for f in self.features]

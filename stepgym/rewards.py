@@ -60,10 +60,6 @@ class WeightedReward(Generic[S]):
             (registry.get(name), _finite_weight(name, w)) for name, w in weights.items()
         )
 
-    @property
-    def weights(self) -> dict[str, float]:
-        return {term.name: weight for term, weight in self.terms}
-
     def __call__(self, transition: S) -> tuple[float, dict[str, float]]:
         """(total reward, {term: weighted value}). Non-finite terms are a bug and raise."""
         parts: dict[str, float] = {}

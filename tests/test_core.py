@@ -86,3 +86,39 @@ def test_log_action_map_continuous_and_discrete() -> None:
         LogActionMap(1e-4, 1e-1, "box")
     with pytest.raises(ConfigError, match="0 < low < high"):
         LogActionMap(1e-1, 1e-4)
+
+
+def test_feature_recipe_in_the_features_docstring_works() -> None:
+    """The extension recipe of stepgym.features, followed as written."""
+    import math
+
+    import gymnasium
+
+    from stepgym.threebody.features import THREE_BODY_FEATURES
+
+    THREE_BODY_FEATURES.add(
+        "log_time_left",
+        Feature(
+            "log_time_left",
+            lambda state: math.log10(max(1.0 - state.progress, 1e-12)),
+            low=-12.0,
+            high=0.0,
+            doc="log10 of the fraction of the horizon still ahead",
+        ),
+    )
+    try:
+        env = gymnasium.make(
+            "stepgym/ThreeBody-v0",
+            features=("log_energy_error", "log_time_left"),
+            integrator="leapfrog",
+            horizon=0.5,
+            slice_time=0.25,
+        )
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (2,) and obs[1] == 0.0  # nothing of the horizon spent yet
+        obs, _, _, _, info = env.step(env.action_space.sample())
+        assert obs[1] == pytest.approx(math.log10(1.0 - info["t"] / 0.5), abs=1e-5)
+        assert info["t"] >= 0.25
+        env.close()
+    finally:
+        THREE_BODY_FEATURES._entries.pop("log_time_left", None)

@@ -70,12 +70,11 @@ def pareto_plot(
 ) -> Path:
     """Median error against median cost: a curve per parametrised baseline, a marker per
     single controller; failure rates beside the points and in the legend."""
-    import matplotlib
+    # a bare Figure draws with Agg when saved and leaves the user's pyplot backend alone
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    figure = Figure(figsize=(6.5, 4.5))
+    axes = figure.subplots()
     families: dict[str, list[Mapping[str, Any]]] = {}
     for summary in summaries:
         families.setdefault(str(summary["family"]), []).append(summary)
@@ -128,7 +127,6 @@ def pareto_plot(
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path
 
 
