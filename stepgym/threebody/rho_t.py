@@ -156,7 +156,7 @@ def _scaled_terms(
     chi[bound], psi[bound] = anomaly / u[bound], anomaly * anomaly
     anomaly = np.arcsinh(sigma[unbound] * u[unbound] / e[unbound])
     chi[unbound], psi[unbound] = anomaly / u[unbound], -anomaly * anomaly
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         tau = q * chi + e * (chi * chi * chi) * _stumpff_s(psi)
         imag = p * np.sqrt(p) * _g(z)
         cap = np.where(alpha != 0.0, 1.0 / (u * u * u), np.inf)
