@@ -311,3 +311,23 @@ def test_c_header_agrees_with_numpy(c_rho_t) -> None:
     assert np.array_equal(expected == 0.0, got == 0.0)
     nonzero = expected > 0
     np.testing.assert_allclose(got[nonzero], expected[nonzero], rtol=1e-13)
+
+
+# -- features ---------------------------------------------------------------------------------
+def test_rho_t_features_read_the_state_with_its_masses() -> None:
+    import gymnasium as gym
+
+    import stepgym  # noqa: F401 - registers the environments
+
+    features = ["log_rho_t", "log_rho_t_over_t_dyn"]
+    env = gym.make("stepgym/ThreeBody-v0", ic_set="pythagorean", features=features).unwrapped
+    low, high = env.observation_space.low, env.observation_space.high
+    for step in range(3):
+        obs = env.reset(seed=0)[0] if step == 0 else env.step(env.action_map.encode(1e-3))[0]
+        state = env._state_record
+        x, v = state.positions, state.velocities
+        rho = system_rho_t(x, v, np.array([3.0, 4.0, 5.0]))  # Burrau's masses
+        assert obs[0] == pytest.approx(math.log10(rho), rel=1e-6)
+        assert obs[1] == pytest.approx(math.log10(rho / state.t_dyn), rel=1e-6, abs=1e-6)
+        assert obs[0] != pytest.approx(math.log10(system_rho_t(x, v, np.ones(3))), rel=1e-3)
+        assert np.all(obs >= low) and np.all(obs <= high)

@@ -14,6 +14,7 @@ import numpy as np
 from stepgym.features import Feature
 from stepgym.registry import Registry
 from stepgym.threebody.records import ThreeBodyState
+from stepgym.threebody.rho_t import system_rho_t
 
 THREE_BODY_FEATURES: Registry[Feature[ThreeBodyState]] = Registry("three-body feature")
 """Observation features by name."""
@@ -146,6 +147,34 @@ _add(
         1.0,
         doc="radial velocity of the closest pair over its relative speed: -1 head-on "
         "approach, +1 receding (an encounter ahead or behind)",
+        nan_value=0.0,
+    )
+)
+
+
+def _rho_t(s: ThreeBodyState) -> float:
+    """rho_t of the state: min over pairs of the capped time-domain radius (G = 1)."""
+    return system_rho_t(s.positions, s.velocities, s.masses)
+
+
+_add(
+    Feature(
+        "log_rho_t",
+        lambda s: _log10(_rho_t(s)),
+        -10.0,
+        5.0,
+        doc="log10 rho_t: min over pairs of the distance to the pair's nearest complex-time "
+        "collision (Kepler two-body, capped at 1/n); shrinks before an encounter",
+        nan_value=-10.0,
+    )
+)
+_add(
+    Feature(
+        "log_rho_t_over_t_dyn",
+        lambda s: _log10(_rho_t(s) / s.t_dyn),
+        -8.0,
+        4.0,
+        doc="log10 (rho_t / t_dyn): below 0 when an encounter is coming faster than t_dyn says",
         nan_value=0.0,
     )
 )

@@ -57,6 +57,8 @@ class ThreeBodyState:
     """Last setting as a unit action in [-1, 1] (0 before the first decision)."""
     cost_weight: float = 1.0
     """This episode's cost weight."""
+    masses: np.ndarray = field(default_factory=lambda: np.ones(3))
+    """(3,) body masses in N-body units (G = 1); set by the environment at reset."""
 
     def _refresh(self) -> None:
         if not self.fresh and self.reader is not None:
