@@ -5,7 +5,8 @@
 ``discrete``: ``Discrete(n)``, action ``i`` gives the i-th of ``n`` log-spaced values from
 ``low`` to ``high``.
 
-An action that cannot be decoded (wrong shape, NaN, a discrete index out of range) raises
+An action that cannot be decoded (wrong shape, not a number, NaN, a discrete index out of
+range) raises
 :class:`InvalidActionError`; environments turn that into an episode end with
 ``info["termination_reason"] == "invalid_action"``, leaving their state untouched.
 """
@@ -68,10 +69,14 @@ class LogActionMap:
         return np.logspace(math.log10(self.low), math.log10(self.high), self.n)
 
     def decode(self, action: object) -> float:
-        """The setting an action stands for; raises InvalidActionError if it stands for none."""
+        """The setting an action stands for; raises InvalidActionError if it stands for none.
+
+        Continuous actions must be numeric arrays of shape (1,) (a bare number, a string, a
+        bool or any other shape is rejected); discrete ones one integer (shape () or (1,)).
+        """
+        arr = _numeric_array(action)
         if self.kind == "discrete":
-            arr = np.asarray(action)
-            if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer):
+            if arr is None or arr.shape not in ((), (1,)) or arr.dtype.kind not in "iu":
                 raise InvalidActionError(
                     f"a discrete action must be one integer in [0, {self.n - 1}], got {action!r}."
                 )
@@ -82,17 +87,13 @@ class LogActionMap:
                     f"choose an integer in [0, {self.n - 1}]."
                 )
             return float(self.values[index])
-        try:
-            arr = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
+        if arr is None or arr.shape != (1,):
+            shape = f"shape {arr.shape}" if arr is not None else f"type {type(action).__name__}"
             raise InvalidActionError(
-                f"a continuous action must be a number or an array of shape (1,), got {action!r}."
-            ) from None
-        if arr.size != 1:
-            raise InvalidActionError(
-                f"a continuous action must have shape (1,), got shape {arr.shape}."
+                f"a continuous action must be a numeric array of shape (1,), got {shape}: "
+                f"{action!r}; pass e.g. np.array([0.5], dtype=np.float32)."
             )
-        value = float(arr.reshape(-1)[0])
+        value = float(arr[0])
         if not math.isfinite(value):
             raise InvalidActionError(f"a continuous action must be finite, got {value}.")
         return self.from_unit(value)
@@ -114,3 +115,15 @@ class LogActionMap:
         if self.kind == "discrete":
             return int(np.argmin(np.abs(np.log(self.values) - math.log(setting))))
         return np.array([self.to_unit(setting)], dtype=np.float32)
+
+
+def _numeric_array(action: object) -> np.ndarray | None:
+    """``action`` as an int or float array, or None if it is not numeric (strings, bools,
+    None, ragged lists)."""
+    if isinstance(action, str | bytes) or action is None:
+        return None
+    try:
+        arr = np.asarray(action)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.dtype.kind in "iuf" else None

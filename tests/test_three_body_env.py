@@ -175,7 +175,7 @@ def test_fine_modes_add_no_error() -> None:
 
 
 def test_info_has_the_promised_keys() -> None:
-    env = make(integrator="saba", ic_set="free_fall", horizon=1.0)
+    env = make(integrator="saba", ic_set="free_fall", horizon=1.0, wall_time_in_info=True)
     _, info = env.reset(seed=1)
     _, _, _, _, info = env.step(env.action_space.sample())
     for key in ("energy_error", "cost", "wall_time", "t", "setting", "dt", "steps", "integrator"):

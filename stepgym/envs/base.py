@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from stepgym.actions import InvalidActionError, LogActionMap
-from stepgym.errors import StepGymError
+from stepgym.errors import ConfigError, StepGymError
 from stepgym.features import FeatureSet
 from stepgym.rewards import WeightedReward
 
@@ -56,10 +56,20 @@ class Advance(Generic[S, T]):
     """Extra per-step entries merged into ``info`` (e.g. an error message)."""
 
 
+RENDER_METADATA: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
+"""``metadata`` of an environment that implements the rendering hooks."""
+
+
 class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
-    """Base class: action map + process + feature set + weighted reward."""
+    """Base class: action map + process + feature set + weighted reward.
+
+    Rendering (``render_mode="rgb_array"``, for subclasses whose ``metadata`` lists it): the
+    base keeps one ``_trace_point`` per reset/step while rendering is on, and ``render()``
+    hands the episode's trace to ``_render_frame``.
+    """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium convention
+    render_mode: str | None = None
 
     def __init__(
         self, action_map: LogActionMap, features: FeatureSet[S], reward: WeightedReward[T]
@@ -88,6 +98,43 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
     def _failure_transition(self, reason: str) -> T:
         raise NotImplementedError
 
+    def _trace_point(self, state: S, info: Mapping[str, Any]) -> Any:
+        """What ``render()`` needs of this reset/step (recorded only while rendering)."""
+        return dict(info)
+
+    def _render_frame(self, trace: list[Any]) -> np.ndarray:
+        """An (H, W, 3) uint8 picture of the episode so far, from its trace points."""
+        raise NotImplementedError
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _set_render_mode(self, render_mode: str | None) -> None:
+        """Accept ``render_mode`` if ``metadata`` lists it (None: no rendering)."""
+        modes = list(self.metadata.get("render_modes", []))
+        if render_mode is not None and render_mode not in modes:
+            name = type(self).__name__
+            raise ConfigError(
+                f"{name} cannot render with render_mode={render_mode!r}; use "
+                + (f"render_mode={modes[0]!r} or None." if modes else "render_mode=None.")
+            )
+        self.render_mode = render_mode
+
+    def _record(self, state: S, info: Mapping[str, Any], *, first: bool = False) -> None:
+        if self.render_mode is None:
+            return
+        if first:
+            self._trace = []
+        self._trace.append(self._trace_point(state, info))
+
+    def render(self) -> np.ndarray | None:
+        """The episode so far as an (H, W, 3) uint8 array (``render_mode="rgb_array"``)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'.")
+            return None
+        trace = getattr(self, "_trace", None)
+        if not trace:
+            raise ResetNeeded("render() called before reset(); call reset() first.")
+        return self._render_frame(trace)
+
     # -- Gymnasium API ------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -99,16 +146,28 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         info = self._info(self._state)
         info["termination_reason"] = None
         self.last_info = info
+        self._record(self._state, info, first=True)
         return self.features(self._state), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        advance, reward, terms = self.transition(action)
+        info = self.step_info(advance, terms)
+        reason = advance.end_reason
+        terminated = reason is not None and reason not in TRUNCATION_REASONS
+        return self.features(advance.state), reward, terminated, reason in TRUNCATION_REASONS, info
+
+    def transition(self, action: Any) -> tuple[Advance[S, T], float, dict[str, float]]:
+        """Decode ``action``, advance the process and score it: (advance, reward, reward terms).
+
+        The part of ``step()`` that vector environments share; the observation and the info
+        are left to the caller (``self.features(advance.state)``, :meth:`step_info`).
+        """
         if self._state is None or self._done:
             raise ResetNeeded(
                 "step() called on an environment whose episode "
                 + ("has not started" if self._state is None else f"ended ({self._end_reason})")
                 + "; call reset() first."
             )
-        extra: Mapping[str, Any] = {}
         try:
             setting = self.action_map.decode(action)
         except InvalidActionError as error:
@@ -122,16 +181,18 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         else:
             advance = self._advance(setting)
         self._state = advance.state
-        extra = advance.info or {}
         reward, terms = self.reward_fn(advance.transition)
-        reason = advance.end_reason
-        terminated = reason is not None and reason not in TRUNCATION_REASONS
-        truncated = reason in TRUNCATION_REASONS
-        self._done = reason is not None
-        self._end_reason = reason
+        self._done = advance.end_reason is not None
+        self._end_reason = advance.end_reason
+        return advance, reward, terms
+
+    def step_info(self, advance: Advance[S, T], terms: dict[str, float]) -> dict[str, Any]:
+        """The info of the step that produced ``advance``; also kept as ``last_info``."""
         info = self._info(advance.state)
-        info.update(extra)
+        if advance.info:
+            info.update(advance.info)
         info["reward_terms"] = terms
-        info["termination_reason"] = reason
+        info["termination_reason"] = advance.end_reason
         self.last_info = info
-        return self.features(advance.state), reward, terminated, truncated, info
+        self._record(advance.state, info)
+        return info

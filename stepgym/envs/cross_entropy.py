@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from stepgym.actions import LogActionMap
 from stepgym.crossentropy.config import CrossEntropyConfig
 from stepgym.crossentropy.features import CE_FEATURES, CEState
+from stepgym.crossentropy.render import render_curves, trace_point
 from stepgym.crossentropy.rewards import REWARD_PRESETS, REWARD_TERMS, CETransition
 from stepgym.crossentropy.trainer import Trainer
-from stepgym.envs.base import Advance, StepSizeEnv
-from stepgym.errors import ConfigError
+from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.features import FeatureSet
 from stepgym.integrators.base import NO_WORK, Work
 from stepgym.rewards import WeightedReward
@@ -118,6 +121,9 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     of the committed update (``optimizer_lr * s``). Wall time is kept out of ``info`` (not
     reproducible): ``env.unwrapped.last_work``.
 
+    ``render_mode="rgb_array"``: ``env.render()`` returns a 640 x 480 RGB picture of the loss
+    and accuracy curves so far and the step chosen at each optimizer step.
+
     Perturbations: ``spike_factor=k`` from ``spike_step`` on (``spike_mode="persistent"``) or
     for that step only (``"single"``) multiplies the learning rate; in radius mode it multiplies
     the raw update before the rescale, which therefore absorbs it. ``temperature=T`` divides the
@@ -128,11 +134,10 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     * v0: initial version.
     """
 
+    metadata = RENDER_METADATA
+
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        if render_mode is not None:
-            raise ConfigError(
-                f"CrossEntropy-v0 has no render modes; got render_mode={render_mode!r}."
-            )
+        self._set_render_mode(render_mode)
         self.config = CrossEntropyConfig.from_kwargs(**kwargs)
         cfg = self.config
         if cfg.action == "radius":
@@ -174,15 +179,25 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
         return self._require_trainer().metrics()
 
     def _failure_transition(self, reason: str) -> CETransition:
+        # Scored as a divergence that also charges the rest of the budget at the last step's
+        # price, so an undecodable action (e.g. NaN) never pays better than a real step.
         trainer = self._require_trainer()
+        remaining = max(self.config.max_steps - trainer.step_count, 1)
+        per_step = max(float(trainer.last_step.get("step_evaluations") or 0.0), 1.0)
         return CETransition(
-            trainer.val_accuracy,
-            trainer.val_accuracy,
-            trainer.val_loss,
-            trainer.val_loss,
-            False,
             0.0,
+            trainer.val_accuracy,
+            math.inf,
+            trainer.val_loss,
+            True,
+            remaining * per_step,
         )
+
+    def _trace_point(self, state: CEState, info: Mapping[str, Any]) -> dict[str, float]:
+        return trace_point(info)
+
+    def _render_frame(self, trace: list[Any]) -> np.ndarray:
+        return render_curves(trace, radius_action=self.config.action == "radius")
 
     def _require_trainer(self) -> Trainer:
         if self.trainer is None:

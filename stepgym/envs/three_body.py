@@ -7,17 +7,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
+
 from stepgym.actions import LogActionMap
-from stepgym.envs.base import Advance, StepSizeEnv
+from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
 from stepgym.integrators.rebound_backend import AdvanceResult, Budget, ReboundPropagator
+from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.rewards import WeightedReward
 from stepgym.threebody.config import ThreeBodyConfig
 from stepgym.threebody.features import THREE_BODY_FEATURES, resolve_features
 from stepgym.threebody.initial_conditions import IC_SETS, instance_seed, make_instance
 from stepgym.threebody.physics import parse_bodies, system_size, to_com_frame
 from stepgym.threebody.records import ThreeBodyState, ThreeBodyTransition, log_error
+from stepgym.threebody.render import OrbitPoint, render_orbits
 from stepgym.threebody.rewards import REWARD_PRESETS, REWARD_TERMS
 
 RESET_OPTIONS = ("bodies", "instance")
@@ -122,18 +126,25 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     cost_weight=(0.1, 10.0))``.
 
     ``info`` after every reset and step: ``energy_error``, ``cost`` (force evaluations since
-    reset), ``wall_time`` (seconds since reset), ``t``, ``setting`` (the decoded setting),
-    ``dt`` (last step taken), ``steps`` (integrator steps since reset), ``integrator``,
-    ``decision``, ``instance``, ``cost_weight``, ``t_dyn``, ``termination_reason`` (and
-    ``message`` when REBOUND or a budget stopped the decision, ``integrator_warnings`` with
-    REBOUND's warnings of the decision, e.g. IAS15 not converging; they are not printed).
-    ``wall_time_in_info=False``
-    drops ``wall_time`` so that infos repeat bit for bit (Gymnasium's checker compares them).
+    reset), ``wall_time`` (seconds since reset, only with ``wall_time_in_info=True``), ``t``,
+    ``setting`` (the decoded setting), ``dt`` (last step taken), ``steps`` (integrator steps
+    since reset), ``integrator``, ``decision``, ``instance``, ``cost_weight``, ``t_dyn``,
+    ``termination_reason`` (and ``message`` when REBOUND or a budget stopped the decision,
+    ``integrator_warnings`` with REBOUND's warnings of the decision, e.g. IAS15 not
+    converging; they are not printed).
+
+    ``render_mode="rgb_array"``: ``env.render()`` returns a 640 x 480 RGB picture of the x-y
+    orbits so far (one point per decision), each segment coloured by the setting chosen for it.
+
+    ``wall_time`` is opt-in (``wall_time_in_info=True``) so that by default infos repeat bit for
+    bit (Gymnasium's checker compares them).
 
     ## Version History
 
     - v0: initial version.
     """
+
+    metadata = RENDER_METADATA
 
     def __init__(
         self, config: ThreeBodyConfig | None = None, render_mode: str | None = None, **kwargs: Any
@@ -148,10 +159,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             config = ThreeBodyConfig(**kwargs)
         elif kwargs:
             raise ConfigError("pass either config= or keyword arguments, not both.")
-        if render_mode is not None:
-            raise ConfigError(
-                f"ThreeBody-v0 does not render; use render_mode=None, not {render_mode!r}."
-            )
+        self._set_render_mode(render_mode)
         low, high = config.setting_range
         super().__init__(
             LogActionMap(low, high, config.action, config.n_actions),
@@ -159,7 +167,6 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             WeightedReward(REWARD_TERMS, config.reward, REWARD_PRESETS),
         )
         self.config = config
-        self.render_mode = render_mode
         self.propagator = ReboundPropagator(
             config.integrator,
             Budget(config.max_evaluations_per_decision, config.max_wall_per_decision),
@@ -315,19 +322,42 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         return info
 
     def _failure_transition(self, reason: str) -> ThreeBodyTransition:
-        state = self._state_record
-        return ThreeBodyTransition(
-            state.log_energy_error,
-            state.log_energy_error,
-            0.0,
-            self._evaluations,
-            self._setting,
-            max(self._decision, 1),
-            state.cost_weight,
-            reason,
-            state.progress,
+        """The worst failure this decision could have had (the reward of an undecodable action
+        must never beat a real failure): every energy error past the limit up to NaN's 1e300,
+        no work or the whole decision budget, either end of the setting range."""
+        cfg, state = self.config, self._state_record
+        limit = math.log10(cfg.energy_error_limit)
+        log_errors = {*np.linspace(limit, max(limit, 3.0), 121).tolist(), 0.1, 300.0}
+        candidates = [
+            ThreeBodyTransition(
+                state.log_energy_error,
+                max(log_after, limit),
+                work,
+                self._evaluations + work,
+                setting,
+                self._decision + 1,
+                state.cost_weight,
+                reason,
+                state.progress,
+            )
+            for log_after in sorted(log_errors)
+            for work in (0.0, cfg.max_evaluations_per_decision)
+            for setting in (self.action_map.low, self.action_map.high, self._setting)
+        ]
+        return min(candidates, key=lambda t: self.reward_fn(t)[0])
+
+    def _trace_point(self, state: ThreeBodyState, info: Mapping[str, Any]) -> OrbitPoint:
+        return OrbitPoint(state.positions.copy(), self._setting, state.t, state.energy_error)
+
+    def _render_frame(self, trace: list[Any]) -> np.ndarray:
+        cfg = self.config
+        label = (
+            "eta (step / t_dyn)"
+            if cfg.step_mode == "timescale"
+            else f"{cfg.integrator} {INTEGRATORS.get(cfg.integrator).parameter}"
         )
 
+        return render_orbits(trace, (self.action_map.low, self.action_map.high), label)
     def close(self) -> None:
         self.propagator.sim = None
         self.propagator.view = None

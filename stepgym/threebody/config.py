@@ -80,9 +80,10 @@ class ThreeBodyConfig:
     """Force evaluations allowed per decision before it ends as 'stalled'."""
     max_wall_per_decision: float = 5.0
     """Wall-clock seconds allowed per decision before it ends as 'stalled'."""
-    wall_time_in_info: bool = True
-    """Report ``info["wall_time"]``; False makes every info dict bit-reproducible for a seed
-    (Gymnasium's env checker compares infos across runs, and wall time never repeats)."""
+    wall_time_in_info: bool = False
+    """Report ``info["wall_time"]`` (opt-in): off by default so every info dict is
+    bit-reproducible for a seed (Gymnasium's env checker compares infos across runs, and wall
+    time never repeats). ``stepgym evaluate`` turns it on to report wall time."""
 
     def __post_init__(self) -> None:
         _check_choice("action", self.action, ACTION_KINDS)
