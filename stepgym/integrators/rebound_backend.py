@@ -5,25 +5,31 @@
 ======================  =====================================================================
 ``advance_raw_to``       until a time, with the scheme's raw setting (dt or accuracy parameter)
 ``advance_raw_steps``    a number of steps with the raw setting
-``advance_rule_to``      until a time, with steps ``eta * t_dyn`` (recomputed every k steps)
-``advance_rule_steps``   a number of steps ``eta * t_dyn`` (recomputed every step)
+``advance_rule_to``      until a time, with steps ``value * scale`` of a rule in STEP_RULES
+                         (``eta * t_dyn``, ``r * rho_t``), recomputed every k steps
+``advance_rule_steps``   a number of steps ``value * scale``, recomputed every step
 ======================  =====================================================================
 
-Every advance is bounded: by a number of force evaluations and by wall time per call
-(``Budget``). REBOUND's own exceptions (escape, close encounter, ...) and non-finite states
-become an :class:`AdvanceStatus` reason, never an exception. Work is reported as
-:class:`~stepgym.integrators.base.Work`: exact force evaluations (known per step for fixed-step
-schemes, counted by a callback for adaptive ones) with wall time beside it.
+All four run through one helper (:meth:`ReboundPropagator._advance`) that resets the budget,
+runs the advance, maps how it ended to an :class:`AdvanceResult` and collects REBOUND's
+messages. Every advance is bounded by force evaluations and wall time (``Budget``), checked
+in one place per path (the compiled loop, :func:`_over_budget`, the force counter). REBOUND's
+exit conditions (escape, close encounter, ...) and non-finite states become an
+``AdvanceResult.status``, never an exception (Ctrl-C excepted: it raises KeyboardInterrupt).
+Rule advances run in compiled code (:mod:`stepgym.integrators.step_rules`) when a C compiler
+is available, else in the Python reference loop (:mod:`stepgym.integrators.rule_loop`): same
+trajectory, same work. ``sim.integrate`` installs REBOUND's own SIGINT handler; every
+integrate here puts Python's back, so Ctrl-C keeps working.
 """
 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import logging
 import math
+import signal
+import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +37,24 @@ from typing import Any
 from stepgym.errors import MissingDependencyError
 from stepgym.integrators.base import Work
 from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
+from stepgym.integrators.native import function_address
 from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
+from stepgym.integrators.rule_loop import over_budget, rule_steps, rule_to
+from stepgym.integrators.step_rules import (
+    BUDGET,
+    CLOCK_STOPPED,
+    DONE,
+    FINE,
+    N_STEPS,
+    PER_STEP,
+    REQUEST_SIZE,
+    RETIME_EVERY,
+    STEP_RULES,
+    T_END,
+    USER_STOP,
+    VALUE,
+    load_compiled_rules,
+)
 from stepgym.threebody.physics import Body, ParticleView
 
 __all__ = ["INTEGRATORS", "AdvanceResult", "Budget", "ReboundIntegrator", "ReboundPropagator"]
@@ -41,7 +64,18 @@ logger = logging.getLogger(__name__)
 _CHECK_EVERY = 1024  # evaluations between wall-clock checks inside the Python callback
 # counter layout shared with the C counter: [evaluations, limit, stopped flag, deadline]
 _COUNT, _LIMIT, _STOPPED, _DEADLINE = range(COUNTER_FIELDS)
-_CHUNK_EVALUATIONS = 200_000  # fixed-step work per sim.steps() call between budget checks
+_CHUNK_EVALUATIONS = 200_000  # fixed-step work per steps() call between budget checks
+_SIGINT = 6  # REBOUND_STATUS_SIGINT
+_ENDS = {  # REBOUND status -> (reason, message), as REBOUND's Python exceptions word them
+    1: ("stalled", "GenericError: an error occurred during the integration."),
+    2: ("stalled", "NoParticles: no more particles left in simulation."),
+    3: ("close_encounter", "Two particles had a close encounter (d<exit_min_distance)."),
+    4: ("escape", "A particle escaped (r>exit_max_distance)."),
+    7: ("close_encounter", "Two particles collided (d < r1+r2)"),
+    BUDGET: ("stalled", "the advance exceeded its evaluation or wall budget"),
+    CLOCK_STOPPED: ("stalled", "the clock stopped advancing"),
+}
+_BAD_STEP_END = ("stalled", "the step rule gave a step that is not a positive number")
 
 
 def _import_rebound() -> Any:
@@ -54,18 +88,11 @@ def _import_rebound() -> Any:
     return rebound
 
 
-def _reported(caught: list[warnings.WarningMessage], expected: tuple[str, ...]) -> tuple[str, ...]:
-    """The distinct RuntimeWarning messages of one advance, less those the scheme emits by
-    design (``expected``: message prefixes); warnings of other categories are re-raised."""
-    messages: dict[str, None] = {}
-    for note in caught:
-        if not issubclass(note.category, RuntimeWarning):
-            warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
-            continue
-        text = str(note.message)
-        if not any(text.startswith(prefix) for prefix in expected):
-            messages[text] = None
-    return tuple(messages)
+def _reported(messages: Sequence[str], expected: tuple[str, ...]) -> tuple[str, ...]:
+    """The distinct warnings of one advance, less those the scheme emits by design
+    (``expected``: message prefixes)."""
+    kept = (text for text in messages if not any(text.startswith(p) for p in expected))
+    return tuple(dict.fromkeys(kept))
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,25 @@ class AdvanceResult:
     printed; those the scheme emits by design (e.g. BS hitting its max_dt cap) are left out."""
 
 
+class _Rebound:
+    """REBOUND's C entry points as private ctypes prototypes (REBOUND's own are untouched)."""
+
+    def __init__(self, rebound: Any) -> None:
+        lib = rebound.clibrebound
+        c_int, c_void_p = ctypes.c_int, ctypes.c_void_p
+        address = function_address
+        self.steps = ctypes.CFUNCTYPE(c_int, c_void_p, ctypes.c_size_t)(
+            address(lib, "reb_simulation_steps")
+        )
+        self.integrate = ctypes.CFUNCTYPE(c_int, c_void_p, ctypes.c_double)(
+            address(lib, "reb_simulation_integrate")
+        )
+        self.pop_message = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p)(
+            address(lib, "reb_pop_message")
+        )
+        self.message_size = int(rebound.string_size_max)
+
+
 class ReboundPropagator:
     """One REBOUND simulation advanced by a registered scheme, with exact work counts.
 
@@ -98,16 +144,38 @@ class ReboundPropagator:
         integrator: a name in :data:`INTEGRATORS`.
         budget: limits per advance.
         G: gravitational constant (N-body units: 1).
+        compiled: run rule advances in compiled code (None: whenever it builds; False: the
+            pure-Python reference loop).
     """
 
-    def __init__(self, integrator: str, budget: Budget | None = None, G: float = 1.0) -> None:
+    def __init__(
+        self,
+        integrator: str,
+        budget: Budget | None = None,
+        G: float = 1.0,
+        compiled: bool | None = None,
+    ) -> None:
         self._rebound = _import_rebound()
+        self._c = _Rebound(self._rebound)
         self.scheme: ReboundIntegrator = INTEGRATORS.get(integrator)()
         self.budget = budget or Budget()
         self.G = G
         self.sim: Any = None
         self.view: ParticleView | None = None
+        self.address = 0
         self._counter = (ctypes.c_double * COUNTER_FIELDS)()
+        self._compiled = load_compiled_rules() if compiled is not False else None
+        if compiled and self._compiled is None:
+            logger.warning("compiled step rules are unavailable; using the Python loop")
+        self._request = (ctypes.c_double * REQUEST_SIZE)()
+        self._request_address = ctypes.addressof(self._request)
+        self._counter_address = ctypes.addressof(self._counter)
+        self._message = ctypes.create_string_buffer(self._c.message_size)
+
+    @property
+    def compiled(self) -> bool:
+        """True if rule advances run in compiled code."""
+        return self._compiled is not None
 
     # -- setup ---------------------------------------------------------------------------------
     def load(
@@ -135,6 +203,7 @@ class ReboundPropagator:
             sim.additional_forces = address if address is not None else self._make_counter()
             sim.force_is_velocity_dependent = 0
         self.sim = sim
+        self.address = ctypes.addressof(sim)
         self.view = ParticleView(sim)
 
     def _make_counter(self) -> Any:
@@ -169,159 +238,150 @@ class ReboundPropagator:
         assert self.view is not None
         return self.view.timescale(self.G)
 
-    # -- advances ------------------------------------------------------------------------------
-    def _begin(self) -> tuple[float, int, float]:
+    # -- the one advance helper ----------------------------------------------------------------
+    def _advance(self, run: Callable[[], int]) -> AdvanceResult:
+        """Reset the budget, ``run()`` (returning a step_rules code or a REBOUND status) and
+        report the work and how the advance ended."""
         start = time.perf_counter()
-        counter = self._counter
+        counter, sim = self._counter, self.sim
         counter[_COUNT] = 0.0
         counter[_LIMIT] = self.budget.max_evaluations
         counter[_STOPPED] = 0.0
         counter[_DEADLINE] = time.monotonic() + self.budget.max_wall_time
-        return start, int(self.sim.steps_done), float(self.sim.t)
-
-    def _finish(
-        self, start: float, steps0: int, status: str | None = None, message: str = ""
-    ) -> AdvanceResult:
-        sim = self.sim
-        steps = int(sim.steps_done) - steps0
+        steps0 = sim.steps_done
+        end: tuple[str | None, str]
+        try:
+            end = self._end(run())
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # a rule or REBOUND raising: the advance cannot go on
+            logger.warning("the advance raised %s: %s", type(error).__name__, error)
+            end = "stalled", f"{type(error).__name__}: {error}"
+        steps = sim.steps_done - steps0
         per_step = self.scheme.evaluations_per_step
-        evaluations = self._counter[_COUNT] if per_step is None else float(steps * per_step)
-        if status is None and self._counter[_STOPPED]:
-            status, message = "stalled", "the advance exceeded its evaluation or wall budget"
+        evaluations = counter[_COUNT] if per_step is None else float(steps * per_step)
+        status, message = end
+        if status is None and counter[_STOPPED]:
+            status, message = _ENDS[BUDGET]
         if status is None and not math.isfinite(sim.t + sim.dt_last_done):
             status, message = "stalled", "the clock or step became non-finite"
-        return AdvanceResult(Work(evaluations, steps, time.perf_counter() - start), status, message)
+        notes, errors = self._messages()
+        if errors and status is None:
+            status, message = "stalled", "REBOUND error: " + "; ".join(errors)
+        work = Work(evaluations, steps, time.perf_counter() - start)
+        return AdvanceResult(work, status, message, notes)
 
-    def _reason(self, error: Exception) -> tuple[str, str]:
-        rebound = self._rebound
-        if isinstance(error, rebound.Escape):
-            return "escape", str(error)
-        if isinstance(error, rebound.Encounter | rebound.Collision):
-            return "close_encounter", str(error)
-        logger.warning("REBOUND raised %s: %s", type(error).__name__, error)
-        return "stalled", f"{type(error).__name__}: {error}"
+    def _end(self, code: int) -> tuple[str | None, str]:
+        if code in (DONE, USER_STOP):  # a user stop is the counter's budget stop
+            return None, ""
+        if code == _SIGINT:
+            raise KeyboardInterrupt
+        return _ENDS.get(code, _BAD_STEP_END)
 
-    def _captured(self, advance: Callable[..., AdvanceResult], *args: Any) -> AdvanceResult:
-        """Run one advance with REBOUND's warnings recorded into its result."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            result = advance(*args)
-        if not caught:
-            return result
-        notes = _reported(caught, self.scheme.expected_warnings)
-        return dataclasses.replace(result, warnings=notes) if notes else result
-
-    def _over_budget(self, evaluations: float, deadline: float) -> bool:
-        return evaluations > self.budget.max_evaluations or time.perf_counter() > deadline
-
-    def advance_raw_to(self, t_end: float, value: float) -> AdvanceResult:
-        """Advance to ``t_end`` with the raw setting ``value``.
-
-        Adaptive schemes finish exactly at ``t_end``; fixed-step schemes take whole steps of
-        ``value`` until ``t >= t_end`` (the step is never shortened, so the run equals one
-        uninterrupted fixed-step integration).
-        """
-        return self._captured(self._raw_to, t_end, value)
-
-    def _raw_to(self, t_end: float, value: float) -> AdvanceResult:
-        start, steps0, _ = self._begin()
-        sim, scheme = self.sim, self.scheme
-        scheme.apply_raw(sim, value)
-        try:
-            if scheme.evaluations_per_step is None:
-                sim.integrate(t_end, exact_finish_time=1)
+    def _messages(self) -> tuple[tuple[str, ...], list[str]]:
+        """REBOUND's queued messages: (warnings less the expected ones, errors)."""
+        queue = self.sim.messages
+        if not queue:
+            return (), []
+        buffer, warnings, errors = self._message, [], []
+        while self._c.pop_message(queue, buffer):
+            text = buffer.value.decode("ascii", "replace")
+            kind, text = text[:1], text[1:]
+            if kind == "w":
+                warnings.append(text)
+            elif kind == "e":
+                errors.append(text)
             else:
-                self._fixed_steps_until(t_end, value, start + self.budget.max_wall_time, steps0)
-        except Exception as error:
-            return self._finish(start, steps0, *self._reason(error))
-        return self._finish(start, steps0)
+                logger.info("REBOUND: %s", text)
+        return _reported(warnings, self.scheme.expected_warnings), errors
 
-    def _fixed_steps_until(self, t_end: float, dt: float, deadline: float, steps0: int) -> None:
-        sim = self.sim
+    def _integrate(self, t_end: float, exact: bool) -> int:
+        """``sim.integrate``, leaving Python's SIGINT handler as it was (REBOUND installs its
+        own on every integrate and never restores Python's, which disables Ctrl-C)."""
+        handler = None
+        if threading.current_thread() is threading.main_thread():
+            handler = signal.getsignal(signal.SIGINT)
+        self.sim.exact_finish_time = 1 if exact else 0
+        try:
+            return int(self._c.integrate(self.address, t_end))
+        finally:
+            if handler is not None:
+                signal.signal(signal.SIGINT, handler)
+
+    def _fixed_steps(self, n_steps: int | None, t_end: float, dt: float) -> int:
+        """Whole fixed steps: ``n_steps`` of them, or (n_steps None) until ``t >= t_end``;
+        in bulk between budget checks."""
+        sim, steps, address = self.sim, self._c.steps, self.address
         per_step = self.scheme.evaluations_per_step or 1
         chunk = max(1, _CHUNK_EVALUATIONS // per_step)
-        while sim.t < t_end:
-            # all but the last step in bulk; the last one(s) singly, as REBOUND's loop would
-            remaining = math.ceil((t_end - sim.t) / dt) - 1
-            n = min(chunk, remaining) if remaining > 0 else 1
-            sim.steps(n)
-            if self._over_budget((sim.steps_done - steps0) * per_step, deadline):
-                self._counter[_STOPPED] = 1.0
-                return
+        steps0, left = sim.steps_done, n_steps
+        while (sim.t < t_end) if left is None else left > 0:
+            if left is None:  # all but the last step in bulk; the last one(s) singly
+                remaining = math.ceil((t_end - sim.t) / dt) - 1
+                n = min(chunk, remaining) if remaining > 0 else 1
+            else:
+                n = min(chunk, left)
+                left -= n
+            status = steps(address, n)
+            if status > 0 and status != USER_STOP:
+                return int(status)
+            if over_budget(sim, self._counter, steps0, per_step, 0):
+                return BUDGET
+        return DONE
+
+    # -- advances ------------------------------------------------------------------------------
+    def advance_raw_to(self, t_end: float, value: float, exact: bool = True) -> AdvanceResult:
+        """Advance to ``t_end`` with the raw setting ``value``.
+
+        Adaptive schemes finish exactly at ``t_end`` (``exact=False``: at the end of their
+        own step that passes ``t_end``, as ``sim.integrate(t, exact_finish_time=0)``);
+        fixed-step schemes take whole steps of ``value`` until ``t >= t_end`` (the step is
+        never shortened, so the run equals one uninterrupted fixed-step integration).
+        """
+        self.scheme.apply_raw(self.sim, value)
+        if self.scheme.evaluations_per_step is None:
+            return self._advance(lambda: self._integrate(t_end, exact))
+        return self._advance(lambda: self._fixed_steps(None, t_end, value))
 
     def advance_raw_steps(self, n_steps: int, value: float) -> AdvanceResult:
         """Take ``n_steps`` steps with the raw setting ``value``."""
-        return self._captured(self._raw_steps, n_steps, value)
+        self.scheme.apply_raw(self.sim, value)
+        if self.scheme.evaluations_per_step is None:  # the force counter bounds the call
+            return self._advance(lambda: int(self._c.steps(self.address, n_steps)))
+        return self._advance(lambda: self._fixed_steps(n_steps, math.inf, value))
 
-    def _raw_steps(self, n_steps: int, value: float) -> AdvanceResult:
-        start, steps0, _ = self._begin()
-        sim, per_step = self.sim, self.scheme.evaluations_per_step
-        self.scheme.apply_raw(sim, value)
-        deadline = start + self.budget.max_wall_time
-        chunk = n_steps if per_step is None else max(1, _CHUNK_EVALUATIONS // per_step)
-        try:
-            for first in range(0, n_steps, chunk):  # adaptive: the counter bounds the call
-                sim.steps(min(chunk, n_steps - first))
-                if per_step and self._over_budget((sim.steps_done - steps0) * per_step, deadline):
-                    self._counter[_STOPPED] = 1.0
-                    break
-        except Exception as error:
-            return self._finish(start, steps0, *self._reason(error))
-        return self._finish(start, steps0)
+    def advance_rule_to(
+        self, t_end: float, value: float, retime_every: int = 1, rule: str = "timescale"
+    ) -> AdvanceResult:
+        """Advance to ``t_end`` with steps ``value * scale`` of ``rule`` (a name in
+        STEP_RULES), the scale recomputed every ``retime_every`` steps; the last step is
+        shortened to end exactly at ``t_end``."""
+        return self._advance_rule(0.0, value, t_end, 0, retime_every, rule)
 
-    def advance_rule_to(self, t_end: float, eta: float, retime_every: int = 1) -> AdvanceResult:
-        """Advance to ``t_end`` with steps ``eta * t_dyn``, t_dyn recomputed every
-        ``retime_every`` steps; the last step is shortened to end exactly at ``t_end``."""
-        return self._captured(self._rule_to, t_end, eta, retime_every)
+    def advance_rule_steps(
+        self, n_steps: int, value: float, rule: str = "timescale"
+    ) -> AdvanceResult:
+        """Take ``n_steps`` steps, each of length ``value * scale`` of ``rule`` at its start."""
+        return self._advance_rule(1.0, value, math.inf, n_steps, 1, rule)
 
-    def _rule_to(self, t_end: float, eta: float, retime_every: int) -> AdvanceResult:
-        start, steps0, _ = self._begin()
-        sim, scheme, view, G = self.sim, self.scheme, self.view, self.G
-        assert view is not None
-        deadline = start + self.budget.max_wall_time
-        per_step = scheme.evaluations_per_step
-        limit = self.budget.max_evaluations
-        counter = self._counter
-        done_within = 1e-13 * max(1.0, abs(t_end))  # round-off left after the last step
-        try:
-            while True:
-                remaining = t_end - sim.t
-                if remaining <= done_within:
-                    break
-                dt = eta * view.timescale(G)
-                n = 1 if dt >= remaining else min(retime_every, max(1, int(remaining / dt)))
-                scheme.apply_step(sim, min(dt, remaining))
-                t_before = sim.t
-                sim.steps(n)
-                if not sim.t > t_before:
-                    return self._finish(start, steps0, "stalled", "the clock stopped advancing")
-                done = counter[_COUNT] if per_step is None else (sim.steps_done - steps0) * per_step
-                if counter[_STOPPED] or done > limit or time.perf_counter() > deadline:
-                    counter[_STOPPED] = 1.0
-                    break
-        except Exception as error:
-            return self._finish(start, steps0, *self._reason(error))
-        return self._finish(start, steps0)
-
-    def advance_rule_steps(self, n_steps: int, eta: float) -> AdvanceResult:
-        """Take ``n_steps`` steps, each of length ``eta * t_dyn`` at its start."""
-        return self._captured(self._rule_steps, n_steps, eta)
-
-    def _rule_steps(self, n_steps: int, eta: float) -> AdvanceResult:
-        start, steps0, _ = self._begin()
-        sim, scheme, view, G = self.sim, self.scheme, self.view, self.G
-        assert view is not None
-        deadline = start + self.budget.max_wall_time
-        per_step = scheme.evaluations_per_step
-        try:
-            for i in range(n_steps):
-                scheme.apply_step(sim, eta * view.timescale(G))
-                sim.steps(1)
-                if i & 1023 == 1023:  # a cheap periodic budget check
-                    done = (sim.steps_done - steps0) * per_step if per_step else 0.0
-                    if self._counter[_STOPPED] or self._over_budget(done, deadline):
-                        self._counter[_STOPPED] = 1.0
-                        break
-        except Exception as error:
-            return self._finish(start, steps0, *self._reason(error))
-        return self._finish(start, steps0)
+    def _advance_rule(
+        self, fine: float, value: float, t_end: float, n_steps: int, retime: int, rule: str
+    ) -> AdvanceResult:
+        compiled, scheme = self._compiled, self.scheme
+        address = compiled.scales.get(rule) if compiled is not None else None
+        if compiled is None or address is None:
+            scale = STEP_RULES.get(rule).scale
+            if fine:
+                return self._advance(lambda: rule_steps(self, n_steps, value, scale))
+            return self._advance(lambda: rule_to(self, t_end, value, retime, scale))
+        scheme.enter_step_mode(self.sim)
+        request = self._request
+        request[FINE] = fine
+        request[VALUE] = value
+        request[T_END] = t_end
+        request[N_STEPS] = n_steps
+        request[RETIME_EVERY] = retime
+        request[PER_STEP] = scheme.evaluations_per_step or 0.0
+        run, counter, cap = compiled.advance, self._counter_address, scheme.step_cap_address()
+        request_address = self._request_address
+        return self._advance(lambda: run(self.address, request_address, counter, cap, address))

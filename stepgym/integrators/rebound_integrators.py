@@ -25,6 +25,7 @@ Adding a scheme is a one-file change::
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any, ClassVar
 
 from stepgym.registry import Registry
@@ -61,6 +62,15 @@ class ReboundIntegrator:
     def apply_step(self, sim: Any, dt: float) -> None:
         """Take the next steps with length ``dt``."""
         sim.dt = dt
+
+    def enter_step_mode(self, sim: Any) -> None:
+        """Put the scheme in the mode ``apply_step`` uses, without setting a step (the
+        compiled per-step loop then sets ``sim->dt`` and :meth:`step_cap_address` itself)."""
+
+    def step_cap_address(self) -> int:
+        """Address of a double that ``apply_step`` sets to the step besides ``sim.dt``
+        (BS's ``max_dt``), or 0 if there is none."""
+        return 0
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -124,10 +134,14 @@ class IAS15(ReboundIntegrator):
 
     def apply_step(self, sim: Any, dt: float) -> None:
         if not self._fixed_step:
+            self.enter_step_mode(sim)
+        sim.dt = dt
+
+    def enter_step_mode(self, sim: Any) -> None:
+        if not self._fixed_step:
             sim.integrator.epsilon = 0.0
             self._epsilon = 0.0
             self._fixed_step = True
-        sim.dt = dt
 
 
 @INTEGRATORS.register("bs")
@@ -164,11 +178,18 @@ class BulirschStoer(ReboundIntegrator):
 
     def apply_step(self, sim: Any, dt: float) -> None:
         if not self._capped:
+            self.enter_step_mode(sim)
+        self._max_dt.value = dt
+        sim.dt = dt
+
+    def enter_step_mode(self, sim: Any) -> None:
+        if not self._capped:
             sim.integrator.eps_rel = self.timescale_tolerance
             sim.integrator.eps_abs = self.timescale_tolerance
             self._capped = True
-        self._max_dt.value = dt
-        sim.dt = dt
+
+    def step_cap_address(self) -> int:
+        return ctypes.addressof(self._max_dt)
 
 
 @INTEGRATORS.register("leapfrog")

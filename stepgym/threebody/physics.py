@@ -138,6 +138,11 @@ class ParticleView:
         """t_dyn = min over pairs of sqrt(r_ij^3 / (G (m_i + m_j)))."""
         return self.timescale_and_separation(G)[0]
 
+    def masses(self) -> np.ndarray:
+        """The (n,) masses."""
+        d, s, om = self.data, self.stride, self.offsets["m"]
+        return np.array([d[i * s + om] for i in range(self.n)])
+
     def read(self, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Copy positions and velocities into the given (n, 3) arrays."""
         d, s, ox, ov = self.data, self.stride, self.offsets["x"], self.offsets["vx"]

@@ -1,0 +1,223 @@
+/* Per-step rules of stepgym, run inside one compiled loop around REBOUND's steps.
+ *
+ * Built by stepgym/integrators/step_rules.py with the system C compiler. REBOUND's structs are
+ * read through byte offsets passed as -D macros (taken from REBOUND's ctypes definitions), so
+ * no REBOUND header is needed:
+ *   SIM_T SIM_G SIM_DT SIM_STEPS_DONE SIM_N SIM_PARTICLES      offsets in struct reb_simulation
+ *   SIM_STATUS SIM_HEARTBEAT
+ *   PARTICLE_SIZE P_X P_VX P_M                                  size and offsets of reb_particle
+ *
+ * A rule maps the particle state to a time scale; the step is value * scale. Adding a rule is
+ * one function here, `double stepgym_rule_<name>(const char* sim)`, plus its entry (with the
+ * Python reference) in STEP_RULES. Every rule must do the same floating-point operations, in
+ * the same order, as its Python reference, so the two paths give the same trajectory.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#if defined(__has_include)
+#if __has_include("rho_t.h")
+#include "rho_t.h"
+#define STEPGYM_HAVE_RHO_T 1
+#endif
+#endif
+
+#define AT(base, type, offset) (*(type*)((char*)(base) + (offset)))
+
+/* Result codes of stepgym_advance; positive values are REBOUND's own status codes. */
+enum { SG_DONE = 0, SG_BUDGET = -1, SG_CLOCK_STOPPED = -2, SG_BAD_STEP = -3, SG_RUNNING = -9 };
+enum { REB_USER_STOP = 5 };
+/* Request layout (doubles), shared with step_rules.py. */
+enum { RQ_FINE, RQ_VALUE, RQ_T_END, RQ_N_STEPS, RQ_RETIME_EVERY, RQ_PER_STEP, RQ_SIZE };
+/* Counter layout, shared with force_counter.py: evaluations, limit, stopped flag, deadline. */
+enum { CT_COUNT, CT_LIMIT, CT_STOPPED, CT_DEADLINE };
+#define CLOCK_EVERY 16 /* loop passes between wall-clock reads */
+
+typedef int (*steps_fn_t)(void*, size_t);
+typedef double (*scale_fn_t)(const char*);
+typedef void (*heartbeat_fn_t)(char*);
+
+static steps_fn_t reb_steps = 0;
+
+void stepgym_set_steps(void* fn) { reb_steps = (steps_fn_t)fn; }
+
+static const double* particle(const char* sim, size_t i) {
+    const char* particles = AT(sim, const char*, SIM_PARTICLES);
+    return (const double*)(particles + i * PARTICLE_SIZE);
+}
+
+#define PX(p) ((p)[P_X / 8])
+#define PV(p) ((p)[P_VX / 8])
+#define PM(p) ((p)[P_M / 8])
+
+/* t_dyn = min over pairs of sqrt(r^3 / (G (m_i + m_j))), as ParticleView.timescale. */
+double stepgym_rule_timescale(const char* sim) {
+    const size_t n = AT(sim, size_t, SIM_N);
+    const double G = AT(sim, double, SIM_G);
+    double t2_min = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        const double* a = particle(sim, i);
+        for (size_t j = i + 1; j < n; j++) {
+            const double* b = particle(sim, j);
+            const double dx = (&PX(a))[0] - (&PX(b))[0];
+            const double dy = (&PX(a))[1] - (&PX(b))[1];
+            const double dz = (&PX(a))[2] - (&PX(b))[2];
+            const double r2 = dx * dx + dy * dy + dz * dz;
+            const double t2 = r2 * sqrt(r2) / (G * (PM(a) + PM(b)));
+            if (t2 < t2_min) t2_min = t2;
+        }
+    }
+    return sqrt(t2_min);
+}
+
+#ifdef STEPGYM_HAVE_RHO_T
+/* rho_t = min over pairs of the pair's time-domain radius (capped at 1/n), see rho_t.h. */
+double stepgym_rule_radius(const char* sim) {
+    const size_t n = AT(sim, size_t, SIM_N);
+    const double G = AT(sim, double, SIM_G);
+    double rho_min = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        const double* a = particle(sim, i);
+        for (size_t j = i + 1; j < n; j++) {
+            const double* b = particle(sim, j);
+            const double* xa = &PX(a);
+            const double* xb = &PX(b);
+            const double* va = &PV(a);
+            const double* vb = &PV(b);
+            const double rho = sg_rho_t_pair(xa[0] - xb[0], xa[1] - xb[1], xa[2] - xb[2],
+                                             va[0] - vb[0], va[1] - vb[1], va[2] - vb[2],
+                                             G * (PM(a) + PM(b)));
+            if (rho < rho_min) rho_min = rho;
+        }
+    }
+    return rho_min;
+}
+
+double stepgym_rho_t_system(const char* sim) { return stepgym_rule_radius(sim); }
+#endif
+
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One advance in progress. REBOUND runs the rule from its heartbeat (called before the first
+ * step and after every step of one reb_simulation_steps call), so a whole decision is one
+ * call into REBOUND and the per-step overhead is the rule itself. */
+struct advance {
+    const double* request;
+    double* counter;
+    double* cap;     /* BS's max_dt, or NULL */
+    scale_fn_t scale;
+    uint64_t steps0; /* steps_done at the start of the advance */
+    uint64_t seen;   /* steps_done at the last heartbeat */
+    long block_left; /* steps left in the current block (slice mode, retime_every > 1) */
+    long pass;       /* blocks completed */
+    double t_before; /* t at the start of the current block */
+    int code;        /* SG_* once the advance decided to end */
+};
+
+static __thread struct advance* current = 0;
+
+static void stop(char* sim, struct advance* a, int code) {
+    a->code = code;
+    AT(sim, int, SIM_STATUS) = REB_USER_STOP;
+}
+
+/* The one budget check: evaluations (counted, or steps x per-step) every block and, every
+ * CLOCK_EVERY blocks, the wall-clock deadline. */
+static int over_budget(const char* sim, struct advance* a) {
+    double* counter = a->counter;
+    const double per_step = a->request[RQ_PER_STEP];
+    const uint64_t steps = AT(sim, uint64_t, SIM_STEPS_DONE) - a->steps0;
+    const double done = per_step > 0.0 ? (double)steps * per_step : counter[CT_COUNT];
+    int over = counter[CT_STOPPED] != 0.0 || done > counter[CT_LIMIT];
+    if (!over && a->pass % CLOCK_EVERY == 0) over = monotonic_now() > counter[CT_DEADLINE];
+    if (over) counter[CT_STOPPED] = 1.0;
+    return over;
+}
+
+/* Set the step the way the scheme's apply_step does. */
+static void set_step(char* sim, struct advance* a, double dt) {
+    AT(sim, double, SIM_DT) = dt;
+    if (a->cap) *a->cap = dt;
+}
+
+/* Slice mode, at a block boundary: the next block of steps value * scale (n of them when
+ * retime_every > 1), the last one shortened to land on t_end; as the Python reference. */
+static void start_block_to(char* sim, struct advance* a) {
+    const double t_end = a->request[RQ_T_END], retime = a->request[RQ_RETIME_EVERY];
+    const double t = AT(sim, double, SIM_T);
+    const double remaining = t_end - t;
+    if (remaining <= 1e-13 * fmax(1.0, fabs(t_end))) return stop(sim, a, SG_DONE);
+    const double dt = a->request[RQ_VALUE] * a->scale(sim);
+    if (!(dt > 0.0)) return stop(sim, a, SG_BAD_STEP);
+    long n = 1;
+    if (dt < remaining) {
+        const double ratio = remaining / dt;
+        n = ratio >= retime ? (long)retime : (ratio >= 1.0 ? (long)ratio : 1);
+    }
+    set_step(sim, a, dt < remaining ? dt : remaining);
+    a->block_left = n;
+    a->t_before = t;
+}
+
+static void heartbeat_to(char* sim, struct advance* a) {
+    if (--a->block_left > 0) return;
+    a->pass++;
+    if (!(AT(sim, double, SIM_T) > a->t_before)) return stop(sim, a, SG_CLOCK_STOPPED);
+    if (over_budget(sim, a)) return stop(sim, a, SG_BUDGET);
+    start_block_to(sim, a);
+}
+
+/* Fine mode: after each step, the budget, then the next step value * scale. */
+static void heartbeat_steps(char* sim, struct advance* a) {
+    a->pass++;
+    if (over_budget(sim, a)) return stop(sim, a, SG_BUDGET);
+    if (a->pass >= (long)a->request[RQ_N_STEPS]) return; /* REBOUND's loop ends here */
+    const double dt = a->request[RQ_VALUE] * a->scale(sim);
+    if (!(dt > 0.0)) return stop(sim, a, SG_BAD_STEP);
+    set_step(sim, a, dt);
+}
+
+static void heartbeat(char* sim) {
+    struct advance* a = current;
+    const uint64_t steps = AT(sim, uint64_t, SIM_STEPS_DONE);
+    if (a == 0 || steps == a->seen || a->code != SG_RUNNING) return; /* no new step */
+    a->seen = steps;
+    if (a->request[RQ_FINE] != 0.0) {
+        heartbeat_steps(sim, a);
+    } else {
+        heartbeat_to(sim, a);
+    }
+}
+
+/* Advance one simulation under a rule; returns SG_* or a positive REBOUND status. */
+int stepgym_advance(char* sim, const double* request, double* counter, double* cap,
+                    void* scale) {
+    struct advance a = {request, counter, cap, (scale_fn_t)scale, 0, 0, 0, 0, 0.0, SG_RUNNING};
+    a.steps0 = a.seen = AT(sim, uint64_t, SIM_STEPS_DONE);
+    const int fine = request[RQ_FINE] != 0.0;
+    size_t n_steps = (size_t)1 << 62;
+    if (fine) {
+        n_steps = (size_t)request[RQ_N_STEPS];
+        if (n_steps == 0) return SG_DONE;
+        const double dt = request[RQ_VALUE] * a.scale(sim);
+        if (!(dt > 0.0)) return SG_BAD_STEP;
+        set_step(sim, &a, dt);
+    } else {
+        start_block_to(sim, &a);
+        if (a.code != SG_RUNNING) return a.code;
+    }
+    heartbeat_fn_t saved = AT(sim, heartbeat_fn_t, SIM_HEARTBEAT);
+    AT(sim, heartbeat_fn_t, SIM_HEARTBEAT) = heartbeat;
+    current = &a;
+    const int status = reb_steps(sim, n_steps);
+    current = 0;
+    AT(sim, heartbeat_fn_t, SIM_HEARTBEAT) = saved;
+    if (status > 0 && status != REB_USER_STOP) return status;
+    return a.code == SG_RUNNING ? SG_DONE : a.code;
+}
