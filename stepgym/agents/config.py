@@ -25,9 +25,11 @@ class TrainConfig:
     """Environment steps (decisions) to train for, summed over the parallel environments."""
     n_envs: int = 4
     """Parallel training environments."""
-    vec_env: Literal["dummy", "subproc"] = "dummy"
-    """'dummy' runs the environments in this process, 'subproc' one process each (the env id
-    must be registered on import, as stepgym's are)."""
+    vec_env: Literal["auto", "native", "dummy", "subproc"] = "auto"
+    """'native' steps all environments in one call in this process (the env id's Gymnasium
+    vector entry point, e.g. ThreeBody-v0's), 'dummy' one after the other through SB3's
+    DummyVecEnv, 'subproc' one process each (the env id must be registered on import, as
+    stepgym's are); 'auto' is 'native' where the env id has one, else 'dummy'."""
     seed: int = 0
     """Seed of everything: torch, numpy, the environments' instances."""
     exp_name: str = "ppo"

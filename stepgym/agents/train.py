@@ -38,11 +38,18 @@ from stable_baselines3.common.callbacks import (
 )
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    SubprocVecEnv,
+    VecEnv,
+    VecMonitor,
+    VecNormalize,
+)
 
 from stepgym.agents.config import TrainConfig
 from stepgym.agents.domains import DOMAINS
 from stepgym.agents.envs import make_env, merged, parse_env_kwargs
+from stepgym.agents.vec_adapter import NativeVecEnv, has_native_vector
 from stepgym.errors import ConfigError, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -130,18 +137,43 @@ def eval_seed(env_id: str, seed: int) -> int:
     return seed + offset + VALIDATION_SEED_SHIFT
 
 
+VEC_ENVS: dict[str, type[VecEnv]] = {
+    "native": NativeVecEnv,
+    "dummy": DummyVecEnv,
+    "subproc": SubprocVecEnv,
+}
+
+
+def vec_env_class(config: TrainConfig) -> type[VecEnv]:
+    """The VecEnv class ``config.vec_env`` names ('auto': native where the env id has one)."""
+    kind = config.vec_env
+    if kind == "auto":
+        kind = "native" if has_native_vector(config.env_id) else "dummy"
+    if kind == "native" and not has_native_vector(config.env_id):
+        raise ConfigError(
+            f"{config.env_id} has no native vector env (no vector_entry_point); "
+            f"use --vec-env dummy or subproc."
+        )
+    return VEC_ENVS[kind]
+
+
 def make_vec(
     env_id: str,
     env_kwargs: dict[str, Any],
     n_envs: int,
     seed: int,
-    vec_cls: type[DummyVecEnv] | type[SubprocVecEnv],
+    vec_cls: type[VecEnv],
 ) -> VecEnv:
-    """``n_envs`` Monitor-wrapped copies of the env; copy i is seeded with ``seed + i``."""
-    factories: list[Callable[[], gym.Env[Any, Any]]] = [
-        partial(_monitored_env, env_id, env_kwargs, seed + i) for i in range(n_envs)
-    ]
-    venv = vec_cls(factories)
+    """``n_envs`` copies of the env with Monitor's episode statistics; copy i is seeded with
+    ``seed + i``. ``NativeVecEnv`` steps them in one call (statistics from VecMonitor)."""
+    if vec_cls is NativeVecEnv:
+        venv: VecEnv = VecMonitor(NativeVecEnv.make(env_id, n_envs, env_kwargs))
+        venv.action_space.seed(seed)
+    else:
+        factories: list[Callable[[], gym.Env[Any, Any]]] = [
+            partial(_monitored_env, env_id, env_kwargs, seed + i) for i in range(n_envs)
+        ]
+        venv = vec_cls(factories)  # type: ignore[call-arg,arg-type]
     venv.seed(seed)
     return venv
 
@@ -156,9 +188,7 @@ def build_vec_envs(
     config: TrainConfig, env_kwargs: dict[str, Any]
 ) -> tuple[VecNormalize, VecNormalize]:
     """(training envs, held-out evaluation env), both wrapped in VecNormalize."""
-    vec_cls: type[DummyVecEnv] | type[SubprocVecEnv] = (
-        SubprocVecEnv if config.vec_env == "subproc" else DummyVecEnv
-    )
+    vec_cls = vec_env_class(config)
     train_env = make_vec(config.env_id, env_kwargs, config.n_envs, config.seed, vec_cls)
     train_norm = VecNormalize(
         train_env, norm_obs=config.norm_obs, norm_reward=config.norm_reward, gamma=config.gamma
@@ -168,7 +198,8 @@ def build_vec_envs(
         held_out_kwargs(config.env_id, env_kwargs),
         1,
         eval_seed(config.env_id, config.seed),
-        DummyVecEnv,
+        # EvalCallback syncs VecNormalize through the same wrappers as the training env's
+        NativeVecEnv if vec_cls is NativeVecEnv else DummyVecEnv,
     )
     eval_norm = VecNormalize(
         eval_env, norm_obs=config.norm_obs, norm_reward=False, training=False, gamma=config.gamma

@@ -1,0 +1,298 @@
+"""Native vector environments: N copies of a step-size environment advanced in one call.
+
+``gymnasium.make_vec("stepgym/ThreeBody-v0", num_envs=N, **kwargs)`` returns a
+:class:`StepSizeVectorEnv` (it is the id's ``vector_entry_point``, which ``make_vec`` prefers
+when no ``vectorization_mode`` is given). It runs the N simulations in this process, one after
+the other, with no subprocesses, no wrappers and no per-step copies:
+
+- each copy is the single environment itself, so physics, features, reward and end reasons
+  have one source (:meth:`StepSizeEnv.transition` and :meth:`StepSizeEnv.step_info`);
+- the observation batch is written row by row into one float64 array and made float32, finite
+  and bounded by one :meth:`FeatureSet.sanitize` over the batch;
+- infos are Gymnasium's vector format: a dict of arrays, each key ``k`` with a boolean mask
+  ``_k`` saying which copies reported it.
+
+Autoreset follows ``metadata["autoreset_mode"]``: ``"NextStep"`` (Gymnasium's default: the
+step after an episode ends resets that copy and returns its first observation with reward 0)
+or ``"SameStep"`` (the copy resets in the step that ends it; ``info["final_obs"]`` and
+``info["final_info"]`` hold the episode's last observation and info), chosen with
+``make_vec(..., autoreset_mode="SameStep")``. With ``reset(seed=s)`` copy i is seeded with
+``s + i``, so the N copies play exactly the episodes of N single environments seeded so.
+``max_episode_steps`` truncates episodes as Gymnasium's ``TimeLimit`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from stepgym.envs.base import TRUNCATION_REASONS, StepSizeEnv
+from stepgym.errors import ConfigError
+
+InfoList = list[dict[str, Any]]
+
+
+def parse_autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
+    """``value`` as an :class:`AutoresetMode` (its name or value string is accepted)."""
+    if isinstance(value, AutoresetMode):
+        mode = value
+    else:
+        by_text = {m.value.lower(): m for m in AutoresetMode} | {
+            m.name.lower(): m for m in AutoresetMode
+        }
+        if str(value).lower() not in by_text:
+            raise ConfigError(
+                f"autoreset_mode {value!r} is not one of "
+                f"{', '.join(repr(m.value) for m in AutoresetMode)}."
+            )
+        mode = by_text[str(value).lower()]
+    if mode is AutoresetMode.DISABLED:
+        raise ConfigError(
+            "autoreset_mode 'Disabled' is not supported by stepgym's vector environments; "
+            "use 'NextStep' or 'SameStep'."
+        )
+    return mode
+
+
+class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+    """N step-size environments of one configuration, stepped in sequence in this process.
+
+    Args:
+        envs: the copies (unwrapped, built with the same arguments).
+        autoreset_mode: ``"NextStep"`` (default) or ``"SameStep"``.
+        max_episode_steps: truncate episodes after this many steps (None: never).
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[StepSizeEnv[Any, Any]],
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        max_episode_steps: int | None = None,
+    ) -> None:
+        if not envs:
+            raise ConfigError("a vector environment needs num_envs >= 1.")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ConfigError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}.")
+        self.envs = list(envs)
+        self.num_envs = len(self.envs)
+        first = self.envs[0]
+        self.single_observation_space = first.observation_space
+        self.single_action_space = first.action_space
+        self.observation_space = batch_space(first.observation_space, self.num_envs)
+        self.action_space = batch_space(first.action_space, self.num_envs)
+        self.mode = parse_autoreset_mode(autoreset_mode)
+        self.metadata = {"render_modes": [], "autoreset_mode": self.mode}
+        self.render_mode = None  # the copies render one by one: ``call("render")``
+        self.max_episode_steps = max_episode_steps
+        self._features = first.features  # every copy has the same feature set
+        self._raw = np.zeros((self.num_envs, first.features.space.shape[0]), dtype=np.float64)
+        self._rewards = np.zeros(self.num_envs, dtype=np.float64)
+        self._terminated = np.zeros(self.num_envs, dtype=np.bool_)
+        self._truncated = np.zeros(self.num_envs, dtype=np.bool_)
+        self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
+        self._elapsed = [0] * self.num_envs
+
+    # -- Gymnasium VectorEnv API ---------------------------------------------------------------
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; an int ``seed`` seeds copy i with ``seed + i``."""
+        infos = self.reset_each(seed=seed, options=options)
+        return self.observations(), batch_infos(infos, self.num_envs)
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        observations, rewards, terminated, truncated, infos, finals = self.step_each(actions)
+        vector_info = batch_infos(infos, self.num_envs)
+        if finals:
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            final_infos: InfoList = [{} for _ in range(self.num_envs)]
+            for i, (obs, info) in finals.items():
+                final_obs[i] = obs
+                final_infos[i] = info
+            mask = np.zeros(self.num_envs, dtype=np.bool_)
+            mask[list(finals)] = True
+            vector_info["final_obs"], vector_info["_final_obs"] = final_obs, mask
+            vector_info["final_info"] = batch_infos(final_infos, self.num_envs)
+            vector_info["_final_info"] = mask.copy()
+        return observations, rewards, terminated, truncated, vector_info
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
+
+    # -- per-copy results (what the SB3 adapter reads) -------------------------------------------
+    def reset_each(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> InfoList:
+        """Reset every copy (seeded as :meth:`reset` says); return their infos.
+
+        :meth:`observations` gives the batch of first observations.
+        """
+        if seed is None or isinstance(seed, int | np.integer):
+            seeds: list[int | None] = [
+                None if seed is None else int(seed) + i for i in range(self.num_envs)
+            ]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ConfigError(f"got {len(seeds)} seeds for {self.num_envs} environments.")
+        infos = [self._reset_one(i, seeds[i], options) for i in range(self.num_envs)]
+        self._needs_reset[:] = False
+        return infos
+
+    def step_each(
+        self, actions: np.ndarray
+    ) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, InfoList, dict[int, tuple[np.ndarray, Any]]
+    ]:
+        """Step every copy: (observations, rewards, terminated, truncated, per-copy infos,
+        ``{i: (final observation, final info)}`` of the copies that SameStep-reset)."""
+        same_step = self.mode is AutoresetMode.SAME_STEP
+        raw, rewards, terminated, truncated = (
+            self._raw,
+            self._rewards,
+            self._terminated,
+            self._truncated,
+        )
+        limit = self.max_episode_steps
+        infos: InfoList = []
+        ending: list[int] = []
+        for i, env in enumerate(self.envs):
+            if self._needs_reset[i]:  # NextStep autoreset
+                self._needs_reset[i] = False
+                infos.append(self._reset_one(i, None, None))
+                rewards[i], terminated[i], truncated[i] = 0.0, False, False
+                continue
+            advance, rewards[i], terms = env.transition(actions[i])
+            env.features.write(advance.state, raw[i])
+            infos.append(env.step_info(advance, terms))
+            reason = advance.end_reason
+            self._elapsed[i] += 1
+            ends_by_time = limit is not None and self._elapsed[i] >= limit
+            terminated[i] = reason is not None and reason not in TRUNCATION_REASONS
+            truncated[i] = reason in TRUNCATION_REASONS or ends_by_time
+            if reason is not None or ends_by_time:
+                ending.append(i)
+        observations = self.observations()
+        finals: dict[int, tuple[np.ndarray, Any]] = {}
+        if same_step:
+            for i in ending:
+                finals[i] = (observations[i].copy(), infos[i])
+                infos[i] = self._reset_one(i, None, None)
+                observations[i] = raw[i]
+        else:
+            self._needs_reset[ending] = True
+        return observations, rewards.copy(), terminated.copy(), truncated.copy(), infos, finals
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> Any:
+        observation, info = self.envs[i].reset(seed=seed, options=options)
+        self._raw[i] = observation  # already sanitized; sanitizing again leaves it unchanged
+        self._elapsed[i] = 0
+        return info
+
+    def observations(self) -> np.ndarray:
+        """The current observation batch (float32, finite, inside the declared bounds)."""
+        return self._features.sanitize(self._raw)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Call (or read) ``name`` on every copy."""
+        results = []
+        for env in self.envs:
+            attribute = getattr(env, name)
+            results.append(attribute(*args, **kwargs) if callable(attribute) else attribute)
+        return tuple(results)
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        return tuple(getattr(env, name) for env in self.envs)
+
+    def set_attr(self, name: str, values: list[Any] | tuple[Any, ...] | Any) -> None:
+        if not isinstance(values, list | tuple):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ConfigError(f"got {len(values)} values for {self.num_envs} environments.")
+        for env, value in zip(self.envs, values, strict=True):
+            setattr(env, name, value)
+
+
+def batch_infos(infos: InfoList, num_envs: int) -> dict[str, Any]:
+    """Per-copy info dicts in Gymnasium's vector format (as ``VectorEnv._add_info`` builds it):
+    ``{key: array over copies, "_key": mask of the copies that have it}``; nested dicts are
+    batched the same way."""
+    out: dict[str, Any] = {}
+    keys = dict.fromkeys(key for info in infos for key in info)
+    for key in keys:
+        mask = np.fromiter((key in info for info in infos), dtype=np.bool_, count=num_envs)
+        first = next(info[key] for info in infos if key in info)
+        if isinstance(first, dict):
+            out[key] = batch_infos([info.get(key, {}) for info in infos], num_envs)
+        elif type(first) in (int, float, bool) or isinstance(first, np.number):
+            array = np.zeros(num_envs, dtype=type(first))
+            if mask.all():
+                array[:] = [info[key] for info in infos]
+            else:
+                array[mask] = [info[key] for info in infos if key in info]
+            out[key] = array
+        elif isinstance(first, np.ndarray):
+            array = np.zeros((num_envs, *first.shape), dtype=first.dtype)
+            for i, info in enumerate(infos):
+                if key in info:
+                    array[i] = info[key]
+            out[key] = array
+        else:
+            objects = np.full(num_envs, None, dtype=object)
+            for i, info in enumerate(infos):
+                if key in info:
+                    objects[i] = info[key]
+            out[key] = objects
+        out[f"_{key}"] = mask
+    return out
+
+
+def vector_entry_point(
+    env_cls: Callable[..., StepSizeEnv[Any, Any]],
+) -> Callable[..., StepSizeVectorEnv]:
+    """A ``vector_entry_point`` for ``env_cls``: ``(num_envs, autoreset_mode, max_episode_steps,
+    **env kwargs)`` -> :class:`StepSizeVectorEnv` of ``num_envs`` copies."""
+
+    def make(
+        num_envs: int = 1,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        max_episode_steps: int | None = None,
+        **kwargs: Any,
+    ) -> StepSizeVectorEnv:
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
+        envs = [env_cls(**kwargs) for _ in range(num_envs)]
+        return StepSizeVectorEnv(envs, autoreset_mode, max_episode_steps)
+
+    make.__doc__ = f"N copies of {env_cls.__name__} as one StepSizeVectorEnv."
+    return make
+
+
+def three_body_vector(num_envs: int = 1, **kwargs: Any) -> StepSizeVectorEnv:
+    """``stepgym/ThreeBody-v0``'s vector entry point: N copies of ThreeBodyEnv in one process."""
+    from stepgym.envs.three_body import ThreeBodyEnv
+
+    return vector_entry_point(ThreeBodyEnv)(num_envs, **kwargs)
+
+
+__all__ = [
+    "StepSizeVectorEnv",
+    "batch_infos",
+    "parse_autoreset_mode",
+    "three_body_vector",
+    "vector_entry_point",
+]
