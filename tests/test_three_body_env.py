@@ -174,6 +174,72 @@ def test_fine_modes_add_no_error() -> None:
     assert info["energy_error"] == pytest.approx(_direct_error(sim, energy0), rel=1e-9)
 
 
+def test_radius_mode_steps_are_r_times_rho_t() -> None:
+    from stepgym.threebody.rho_t import system_rho_t
+
+    env = make(integrator="leapfrog", step_mode="radius", decision="fine", ic_set="pythagorean")
+    assert (env.action_map.low, env.action_map.high) == env.config.radius_range
+    env.reset(seed=0)
+    sim = _direct_sim("leapfrog", env)
+    for _ in range(20):
+        info = env.step(env.action_map.encode(0.01))[4]
+    r = info["setting"]
+    energy0 = sim.energy()
+    masses = np.array([p.m for p in sim.particles])
+    for _ in range(200):  # an independent loop around the numpy rho_t
+        pos = np.array([[p.x, p.y, p.z] for p in sim.particles])
+        vel = np.array([[p.vx, p.vy, p.vz] for p in sim.particles])
+        sim.dt = r * system_rho_t(pos, vel, masses)
+        sim.steps(1)
+    assert info["steps"] == 200
+    assert info["t"] == pytest.approx(sim.t, rel=1e-12)
+    assert info["energy_error"] == pytest.approx(_direct_error(sim, energy0), rel=1e-9)
+
+
+@pytest.mark.parametrize("action", ["continuous", "discrete"])
+@pytest.mark.parametrize("integrator", ["leapfrog", "ias15"])
+def test_radius_slice_mode_passes_checkers_and_ends_on_decision_times(
+    integrator: str, action: str
+) -> None:
+    kwargs: dict[str, Any] = dict(
+        integrator=integrator, step_mode="radius", action=action, slice_time=0.05, horizon=0.2
+    )
+    gym_check_env(gym.make(ENV_ID, **kwargs).unwrapped, skip_render_check=True)
+    env = make(**kwargs)
+    env.reset(seed=3)
+    for k in range(1, 5):
+        _, _, terminated, truncated, info = env.step(env.action_map.encode(3e-3))
+        assert info["t"] == pytest.approx(0.05 * k, abs=1e-12) and info["steps"] > 0
+    assert truncated and not terminated
+
+
+@pytest.mark.parametrize("integrator", ["ias15", "bs"])
+def test_inexact_slice_end_equals_integrate_without_exact_finish(integrator: str) -> None:
+    runs = {}
+    for exact in (True, False):
+        env = make(integrator=integrator, ic_set="pythagorean", horizon=5.0, slice_time=0.5,
+                   exact_slice_end=exact)  # fmt: skip
+        env.reset(seed=0)
+        sim = _direct_sim(integrator, env)
+        records = run_constant(env, 1e-8)
+        runs[exact] = records[-1][2]
+        assert records[-1][2]["termination_reason"] == "horizon"
+    info = runs[False]
+    if integrator == "ias15":
+        sim.integrator.epsilon = info["setting"]
+    else:
+        sim.integrator.eps_rel = sim.integrator.eps_abs = info["setting"]
+    energy0 = sim.energy()
+    k = 0
+    while sim.t < 5.0:  # the stops the env makes: one per slice end not yet passed
+        k += 1
+        if sim.t < 0.5 * k:
+            sim.integrate(0.5 * k, exact_finish_time=0)
+    assert info["t"] == sim.t >= 5.0 and info["steps"] == sim.steps_done
+    assert info["energy_error"] == pytest.approx(_direct_error(sim, energy0), rel=1e-9)
+    assert info["cost"] < runs[True]["cost"]
+
+
 def test_info_has_the_promised_keys() -> None:
     env = make(integrator="saba", ic_set="free_fall", horizon=1.0, wall_time_in_info=True)
     _, info = env.reset(seed=1)
@@ -271,6 +337,7 @@ def test_horizon_truncates() -> None:
         ({"reward": "seed"}, "seed_paper"),
         ({"integator": "ias15"}, "valid arguments: integrator"),
         ({"eta_range": (1.0, 0.1)}, "0 < low < high"),
+        ({"radius_range": (0.0, 0.1)}, "0 < low < high"),
         ({"cost_weight": -1.0}, "out of range"),
         ({"steps_per_decision": 0}, "positive integer"),
     ],

@@ -39,7 +39,10 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     Decisions come once per ``slice_time`` of simulated time (``decision="slice"``, default
     0.1 yr of the seed paper ~ 1.088 units; the setting is held meanwhile) or once per
-    ``steps_per_decision`` integrator steps (``decision="fine"``).
+    ``steps_per_decision`` integrator steps (``decision="fine"``). With an adaptive scheme
+    (IAS15, BS) and a raw setting, ``exact_slice_end=False`` ends a slice where the scheme's own
+    step passes the decision time instead of shortening the last step to land on it: cheaper
+    decisions, slices that end slightly late (a slice already passed costs nothing).
 
     ## Action Space
 
@@ -55,6 +58,18 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
       step (every ``retime_every`` steps in slice mode). Fixed-step schemes and IAS15 (in its
       fixed-step mode, epsilon = 0) take exactly that step; BS takes at most that step. The
       same eta therefore means the same step on every integrator, so policies transfer.
+    - ``step_mode="radius"``: r in ``radius_range`` (1e-4 .. 1; good values on seed-paper
+      starts with leapfrog lie near 1e-3 .. 1e-2); every step is ``r * rho_t``, with rho_t
+      the time-domain radius of convergence of the trajectory: over pairs, the distance in
+      complex time to the nearest collision singularity of the pair's Kepler orbit, capped at
+      1/n (``stepgym.threebody.rho_t``). It shrinks ahead of a pericentre passage, where t_dyn
+      only follows the separation. Applied to each scheme as in timescale mode, so r, like
+      eta, means the same step on every integrator, and a step measured in radii, as in
+      CrossEntropy-v0.
+
+    In both rule modes the rule runs inside REBOUND's step loop in compiled code (one call
+    per decision; ``STEPGYM_PURE_PYTHON=1`` selects the slower Python reference loop, which
+    gives the same trajectory).
 
     ## Observation Space
 
@@ -171,12 +186,13 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             config.integrator,
             Budget(config.max_evaluations_per_decision, config.max_wall_per_decision),
         )
+        self._rule = config.step_mode  # a name in STEP_RULES unless "raw"
         self._run: Callable[[float], AdvanceResult] = {
-            ("slice", "raw"): self._slice_raw,
-            ("slice", "timescale"): self._slice_rule,
-            ("fine", "raw"): self._fine_raw,
-            ("fine", "timescale"): self._fine_rule,
-        }[(config.decision, config.step_mode)]
+            ("slice", True): self._slice_raw,
+            ("slice", False): self._slice_rule,
+            ("fine", True): self._fine_raw,
+            ("fine", False): self._fine_rule,
+        }[(config.decision, config.step_mode == "raw")]
         self._state_record = ThreeBodyState()
         self._energy0 = 1.0
         self._decision = 0
@@ -188,19 +204,30 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     # -- advances (physics lives in the propagator) --------------------------------------------
     def _slice_raw(self, setting: float) -> AdvanceResult:
-        return self.propagator.advance_raw_to(self._slice_end(), setting)
+        return self.propagator.advance_raw_to(
+            self._slice_end(), setting, exact=self.config.exact_slice_end
+        )
 
     def _slice_rule(self, setting: float) -> AdvanceResult:
-        return self.propagator.advance_rule_to(self._slice_end(), setting, self.config.retime_every)
+        return self.propagator.advance_rule_to(
+            self._slice_end(), setting, self.config.retime_every, rule=self._rule
+        )
 
     def _fine_raw(self, setting: float) -> AdvanceResult:
         return self.propagator.advance_raw_steps(self.config.steps_per_decision, setting)
 
     def _fine_rule(self, setting: float) -> AdvanceResult:
-        return self.propagator.advance_rule_steps(self.config.steps_per_decision, setting)
+        return self.propagator.advance_rule_steps(
+            self.config.steps_per_decision, setting, rule=self._rule
+        )
 
     def _slice_end(self) -> float:
         return min(self._decision * self.config.slice_time, self.config.horizon)
+
+    def _slice_passed(self, t: float) -> bool:
+        """True if a slice decision had nothing to do: with ``exact_slice_end=False`` the
+        last step of an earlier slice may already have passed this slice's end."""
+        return self.config.decision == "slice" and t >= self._slice_end()
 
     # -- StepSizeEnv hooks ---------------------------------------------------------------------
     def _reset_process(self, options: Mapping[str, Any]) -> ThreeBodyState:
@@ -247,6 +274,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         state.delta_log_energy_error = 0.0
         state.last_action = 0.0
         state.cost_weight = cost_weight
+        state.masses = np.array([body.mass for body in bodies])
         self._observe(state)
         return state
 
@@ -282,7 +310,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         reason, message = result.status, result.message
         if reason != "stalled" and energy_error > cfg.energy_error_limit:
             reason = "energy_error"
-        elif reason is None and not state.t > t_before:
+        elif reason is None and not state.t > t_before and not self._slice_passed(state.t):
             reason, message = "stalled", "the simulated time did not advance in this decision"
         elif reason is None and state.t >= cfg.horizon * (1.0 - 1e-12):
             reason = "horizon"
@@ -351,13 +379,12 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     def _render_frame(self, trace: list[Any]) -> np.ndarray:
         cfg = self.config
-        label = (
-            "eta (step / t_dyn)"
-            if cfg.step_mode == "timescale"
-            else f"{cfg.integrator} {INTEGRATORS.get(cfg.integrator).parameter}"
+        labels = {"timescale": "eta (step / t_dyn)", "radius": "r (step / rho_t)"}
+        label = labels.get(
+            cfg.step_mode, f"{cfg.integrator} {INTEGRATORS.get(cfg.integrator).parameter}"
         )
-
         return render_orbits(trace, (self.action_map.low, self.action_map.high), label)
+
     def close(self) -> None:
         self.propagator.sim = None
         self.propagator.view = None

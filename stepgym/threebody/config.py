@@ -11,7 +11,7 @@ from stepgym.errors import ConfigError, check_positive_int, check_range
 from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.threebody.initial_conditions import IC_SETS, SEED_PAPER_SLICE, SPLITS
 
-STEP_MODES = ("raw", "timescale")
+STEP_MODES = ("raw", "timescale", "radius")
 DECISION_MODES = ("slice", "fine")
 
 
@@ -40,7 +40,9 @@ class ThreeBodyConfig:
     """'continuous' (Box[-1, 1], log-uniform onto the range) or 'discrete' (log grid)."""
     step_mode: str = "raw"
     """'raw': the action is the scheme's own parameter (dt, or IAS15 epsilon / BS tolerance);
-    'timescale': the action is eta and the step is eta * t_dyn for every scheme."""
+    'timescale': the action is eta and the step is eta * t_dyn for every scheme;
+    'radius': the action is r and the step is r * rho_t (the time-domain radius of
+    convergence of the closest Kepler pair, ``stepgym.threebody.rho_t``) for every scheme."""
     decision: str = "slice"
     """'slice': one decision per ``slice_time`` of simulated time; 'fine': one decision per
     ``steps_per_decision`` integrator steps."""
@@ -49,14 +51,24 @@ class ThreeBodyConfig:
     steps_per_decision: int = 10
     """Integrator steps per decision in fine mode."""
     retime_every: int = 1
-    """In slice mode with step_mode='timescale': steps between recomputations of t_dyn
-    (1 = every step, exact; larger is cheaper but lets the step lag a fast encounter)."""
+    """In slice mode with step_mode='timescale' or 'radius': steps between recomputations of
+    t_dyn or rho_t (1 = every step, exact; larger is cheaper but lets the step lag a fast
+    encounter)."""
     n_actions: int = 10
     """Number of log-spaced settings for action='discrete'."""
     raw_range: tuple[float, float] | None = None
     """Range of the raw setting; None takes the integrator's default (INTEGRATORS entry)."""
     eta_range: tuple[float, float] = (1e-4, 1.0)
     """Range of eta in timescale mode; wide so that its bounds do not bind."""
+    radius_range: tuple[float, float] = (1e-4, 1.0)
+    """Range of r in radius mode (step = r * rho_t); wide so that its bounds do not bind
+    (good values on seed-paper starts with leapfrog lie near 1e-3 .. 1e-2)."""
+    exact_slice_end: bool = True
+    """Slice mode, raw setting, adaptive schemes (IAS15, BS): True ends each slice exactly at
+    its decision time (REBOUND shortens the last step); False ends it at the end of the
+    scheme's own step that passes the decision time (``exact_finish_time=0``), which spares
+    the shortened step, so a decision costs about what REBOUND's own loop does. The next slice
+    then starts a little late; the episode still ends at the first decision past horizon."""
     ic_set: str = "seed_paper"
     """Initial-condition set, a name in ``stepgym.threebody.initial_conditions.IC_SETS``."""
     split: str = "train"
@@ -101,6 +113,9 @@ class ThreeBodyConfig:
         if self.raw_range is not None:
             object.__setattr__(self, "raw_range", _check_log_range("raw_range", self.raw_range))
         object.__setattr__(self, "eta_range", _check_log_range("eta_range", self.eta_range))
+        object.__setattr__(
+            self, "radius_range", _check_log_range("radius_range", self.radius_range)
+        )
         if isinstance(self.cost_weight, int | float):
             check_range("cost_weight", self.cost_weight, 0.0, math.inf, inclusive=False)
         else:
@@ -121,7 +136,10 @@ class ThreeBodyConfig:
 
     @property
     def setting_range(self) -> tuple[float, float]:
-        """The range the action maps onto: eta_range, raw_range or the integrator's default."""
+        """The range the action maps onto: eta_range, radius_range, raw_range or the
+        integrator's default."""
         if self.step_mode == "timescale":
             return self.eta_range
+        if self.step_mode == "radius":
+            return self.radius_range
         return self.raw_range or INTEGRATORS.get(self.integrator).raw_range
