@@ -196,3 +196,70 @@ def test_every_cross_entropy_baseline_runs_on_the_real_env(tmp_path: Any) -> Non
     assert all(row["episodes"] == 1 for row in report.summaries)
     by_family = {row["family"]: row for row in report.episodes}
     assert by_family["rho_set"]["max_r"] == pytest.approx(1.0, rel=0.05)  # r held at target 1
+
+
+def test_radius_rule_is_a_constant_r_in_radius_mode() -> None:
+    spec = BASELINES.get("radius")
+    assert spec.parameter == "r" and spec.parametrised
+    assert spec.env_overrides == {"step_mode": "radius"}
+    assert "radius" in baselines_for("three_body")
+    env = gym.make(
+        "stepgym/ThreeBody-v0",
+        integrator="leapfrog",
+        decision="fine",
+        horizon=200.0,
+        steps_per_decision=1,
+        **spec.env_overrides,
+    )
+    controller = spec.factory(0.01)
+    controller.bind(env)
+    env.reset(seed=1)
+    for _ in range(2):
+        _, _, _, _, info = env.step(controller.predict(np.zeros(8))[0])
+        assert info["setting"] == pytest.approx(0.01, rel=1e-4)
+    # one step per decision: it is r * rho_t of the state the decision starts from
+    from stepgym.threebody.rho_t import system_rho_t
+
+    state = env.unwrapped._state_record
+    rho = system_rho_t(state.positions, state.velocities, state.masses)
+    env.step(controller.predict(np.zeros(8))[0])
+    assert env.unwrapped.propagator.sim.dt_last_done == pytest.approx(0.01 * rho, rel=1e-9)
+
+
+def test_matched_cost_bisection_recovers_the_radius_rules_r() -> None:
+    from stepgym.agents.domains import domain_for
+    from stepgym.agents.evaluate import baseline_contender, matched_cost
+    from stepgym.agents.rollout import evaluate_contender, summarize
+
+    env_id, domain = "stepgym/ThreeBody-v0", domain_for("stepgym/ThreeBody-v0")
+    kwargs = {"integrator": "leapfrog", "horizon": 2.0}
+    spec = BASELINES.get("radius")
+    contender = baseline_contender(env_id, kwargs, "radius", spec, domain, 3e-3)
+    target = summarize(evaluate_contender(env_id, contender, domain, [5, 6]))["median_cost"]
+    row, _ = matched_cost(env_id, kwargs, "radius", domain, [5, 6], target, 20)
+    assert row["bracketed"]
+    assert row["median_cost"] == pytest.approx(target, rel=0.02)
+    assert row["parameter"] == pytest.approx(3e-3, rel=0.05)
+
+
+def test_default_three_body_evaluation_draws_the_radius_rule_beside_the_timescale_rule(
+    tmp_path: Any,
+) -> None:
+    from stepgym.agents.config import EvaluateConfig
+    from stepgym.agents.domains import domain_for
+    from stepgym.agents.evaluate import evaluate
+
+    assert domain_for("stepgym/ThreeBody-v0").reference_baselines[-2:] == ("timescale", "radius")
+    report = evaluate(
+        EvaluateConfig(
+            env_id="stepgym/ThreeBody-v0",
+            env_kwargs='{"integrator": "leapfrog", "horizon": 1.0}',
+            grid_points=1,
+            n_episodes=1,
+            out_dir=tmp_path,
+        )
+    )
+    families = [row["family"] for row in report.summaries]
+    assert families == ["fixed", "timescale", "radius"]
+    radius = report.summaries[-1]
+    assert radius["parameter"] == pytest.approx(1e-2) and radius["failure_rate"] == 0.0

@@ -247,6 +247,17 @@ BASELINES.add(
     ),
 )
 BASELINES.add(
+    "radius",
+    BaselineSpec(
+        ConstantSetting,
+        "radius rule: step = r x rho_t (constant r), rho_t the distance to the nearest "
+        "complex-time collision of a Kepler pair",
+        "three_body",
+        parameter="r",
+        env_overrides={"step_mode": "radius"},
+    ),
+)
+BASELINES.add(
     "ias15",
     BaselineSpec(
         lambda _value: ConstantSetting(1e-9),

@@ -110,7 +110,7 @@ THREE_BODY_DOMAIN = Domain(
     held_out={"split": "test", "wall_time_in_info": True},
     transfer_axis="integrator",
     dimensionless={"step_mode": "timescale"},
-    reference_baselines=("fixed", "timescale"),
+    reference_baselines=("fixed", "timescale", "radius"),
     match_baseline="timescale",
 )
 
