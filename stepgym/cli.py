@@ -1,4 +1,5 @@
-"""The ``stepgym`` command: ``train``, ``evaluate``, ``transfer`` and ``quickstart``.
+"""The ``stepgym`` command: ``train``, ``evaluate``, ``transfer``, ``quickstart``, ``sweep``
+and ``reproduce``.
 
 Every option is a field of a frozen config dataclass in :mod:`stepgym.agents.config`, turned
 into a command line by tyro (``stepgym SUBCOMMAND --help`` lists them with their docs).
@@ -23,13 +24,22 @@ DESCRIPTION = "stepgym: train and evaluate step-size controllers (RL policies an
 
 
 def _configs() -> dict[str, Callable[..., Any]]:
-    from stepgym.agents.config import EvaluateConfig, QuickstartConfig, TrainConfig, TransferConfig
+    from stepgym.agents.config import (
+        EvaluateConfig,
+        QuickstartConfig,
+        ReproduceConfig,
+        SweepConfig,
+        TrainConfig,
+        TransferConfig,
+    )
 
     return {
         "train": TrainConfig,
         "evaluate": EvaluateConfig,
         "transfer": TransferConfig,
         "quickstart": QuickstartConfig,
+        "sweep": SweepConfig,
+        "reproduce": ReproduceConfig,
     }
 
 
@@ -107,6 +117,41 @@ def run_quickstart(config: Any) -> None:
     print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}")
 
 
+def run_sweep(config: Any) -> None:
+    from stepgym.agents.sweep import sweep
+
+    start = time.perf_counter()
+    result = sweep(config)
+    print(
+        f"sweep {result.sweep_dir}: {len(result.trials)} trials, ran {len(result.ran)} "
+        f"(the others had finished before) in {time.perf_counter() - start:.0f} s"
+    )
+    if result.report is not None:
+        print(result.report.markdown)
+        _print_files(result.report.files)
+    if result.errors:
+        raise SweepFailedError(
+            f"{len(result.errors)} trial(s) failed (run the same command again to retry "
+            "them; finished trials are kept):\n  " + "\n  ".join(result.errors)
+        )
+
+
+def run_reproduce(config: Any) -> None:
+    from stepgym.reproduce import list_targets, reproduce
+
+    if config.list or config.name is None:
+        for name, doc in list_targets():
+            print(f"{name:24s} {doc}")
+        return
+    result = reproduce(config)
+    print(result.text)
+    _print_files(result.files)
+
+
+class SweepFailedError(StepGymError):
+    """Some trials of a sweep raised."""
+
+
 def _print_files(files: dict[str, Any]) -> None:
     print("files written:")
     for name, path in files.items():
@@ -118,6 +163,8 @@ HANDLERS: dict[str, Callable[[Any], None]] = {
     "EvaluateConfig": run_evaluate,
     "TransferConfig": run_transfer,
     "QuickstartConfig": run_quickstart,
+    "SweepConfig": run_sweep,
+    "ReproduceConfig": run_reproduce,
 }
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import tyro
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -163,3 +165,80 @@ class QuickstartConfig:
     100 decision slices); smaller values make a faster, rougher quickstart."""
     progress_bar: bool = True
     """Show a progress bar during training."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Train and evaluate many configurations and training seeds as Ray Tune trials, then
+    report each configuration across its seeds with bootstrap 95% intervals."""
+
+    train: TrainConfig = TrainConfig(progress_bar=False, checkpoint_freq=0)
+    """The base training run every trial starts from (``--train.total-timesteps`` ...)."""
+    grid: tuple[str, ...] = ("seed=0,1,2,3,4",)
+    """Grid parameters NAME=V1,V2,...: TrainConfig fields (seed, learning_rate, algo, ...)
+    or env keywords written env.NAME (env.cost_weight, env.integrator, env.reward)."""
+    random: tuple[str, ...] = ()
+    """Random parameters NAME=loguniform:LOW:HIGH, uniform:LOW:HIGH, randint:LOW:HIGH or
+    choice:V1,V2; each draw is shared by every training seed."""
+    num_samples: int = 1
+    """Random draws per grid point (with --random)."""
+    search_seed: int = 0
+    """Seed of the random draws."""
+    name: str = "sweep"
+    """Name of the sweep: its directory under --out-dir."""
+    out_dir: Path = Path("runs/sweeps")
+    """Where the sweep directory goes (trials/, runs/, report.md, report.csv, ratio.png)."""
+    n_episodes: int = 20
+    """Held-out evaluation episodes per trial."""
+    eval_seed: int = 0
+    """Base seed of the held-out episodes (the same episodes for every trial)."""
+    match: str | None = None
+    """Reference rule bisected to each policy's median cost (default: the env's)."""
+    bisect_iters: int = 6
+    """Bisection iterations of the matched-cost comparison."""
+    address: str | None = None
+    """Address of a running Ray cluster (default: $RAY_ADDRESS, else a local Ray on this
+    machine's cores)."""
+    num_cpus: int | None = None
+    """CPUs of the local Ray (default: all of this machine's)."""
+    cpus_per_trial: float = 1.0
+    """CPUs reserved per trial."""
+    max_concurrent: int = 0
+    """Trials at once (0: as many as the CPUs allow)."""
+    object_store_mb: int = 150
+    """Object store of the local Ray in MB (trials pass only small dicts)."""
+    scheduler: Literal["none", "asha"] = "none"
+    """'asha' stops trials early whose periodic held-out return ('eval_return', reported at
+    every --train.eval-freq) lags the others; stopped trials are reported as such."""
+    search: Literal["grid", "optuna"] = "grid"
+    """'grid' runs the grid x random draws; 'optuna' lets Optuna choose --num-samples draws of
+    the --random parameters (needs the optuna package), optimising --metric."""
+    metric: str = "matched_error_ratio"
+    """Metric the scheduler or the search optimises: matched_error_ratio (policy over rule
+    median error at the policy's cost), median_error, p90_error, failure_rate, median_cost
+    or eval_return."""
+    mode: Literal["min", "max"] = "min"
+    """Whether --metric is minimised or maximised."""
+    n_bootstrap: int = 2000
+    """Bootstrap resamples of the intervals."""
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """Reproduce a seed paper's figure: print ours next to the paper's and write
+    results/<NAME>.md (command, seeds, settings, table, plot)."""
+
+    name: tyro.conf.Positional[str | None] = None
+    """The target (see --list)."""
+    list: bool = False
+    """List the targets and exit."""
+    quick: bool = False
+    """A small size of the target (seconds to a minute), for tests and smoke runs."""
+    seeds: int | None = None
+    """Training seeds (default: the target's, 5 for the learning targets)."""
+    out_dir: Path = Path("results")
+    """Where <NAME>.md and its plot go."""
+    work_dir: Path = Path("runs/reproduce")
+    """Where sweeps and other intermediate files go."""
+    num_cpus: int | None = None
+    """CPUs of the local Ray, for targets that sweep."""

@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -289,8 +289,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def train(config: TrainConfig) -> Path:
-    """Train as ``config`` says; return the run directory."""
+def train(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
+    """Train as ``config`` says; return the run directory. ``callbacks`` run after the
+    periodic evaluation and checkpoint callbacks (e.g. a sweep reporting progress)."""
     env_kwargs = validate(config)
     name = run_name(config)
     run_dir = Path(config.runs_dir) / name
@@ -317,7 +318,7 @@ def train(config: TrainConfig) -> Path:
         try:
             model.learn(
                 total_timesteps=config.total_timesteps,
-                callback=build_callbacks(config, run_dir, eval_env),
+                callback=CallbackList([build_callbacks(config, run_dir, eval_env), *callbacks]),
                 tb_log_name=name,
                 progress_bar=config.progress_bar,
             )
