@@ -104,6 +104,17 @@ def test_compiled_rho_t_equals_the_numpy_reference() -> None:
             propagator.advance_rule_steps(50, 1e-2)
 
 
+def test_compiled_observation_equals_the_particle_view() -> None:
+    propagator = ReboundPropagator("leapfrog", compiled=True)
+    propagator.load(PYTHAGOREAN)
+    assert propagator.view is not None
+    for _ in range(5):
+        expected = propagator.view.timescale_and_separation(1.0)
+        assert propagator.timescale_and_separation() == expected
+        assert propagator.energy() == propagator.sim.energy()
+        propagator.advance_rule_steps(30, 1e-2)
+
+
 @pytest.mark.parametrize("fine", [False, True])
 @pytest.mark.parametrize("integrator", ["leapfrog", "bs"])
 def test_evaluation_budget_stops_both_paths_at_the_same_step(integrator: str, fine: bool) -> None:

@@ -274,16 +274,16 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         state.delta_log_energy_error = 0.0
         state.last_action = 0.0
         state.cost_weight = cost_weight
+        assert self.propagator.view is not None
+        state.reader = self.propagator.view.read  # valid until the next load
         state.masses = np.array([body.mass for body in bodies])
         self._observe(state)
         return state
 
     def _observe(self, state: ThreeBodyState) -> None:
         p = self.propagator
-        assert p.view is not None
-        state.reader = p.view.read
         state.fresh = False
-        state.t_dyn, state.min_separation = p.view.timescale_and_separation(p.G)
+        state.t_dyn, state.min_separation = p.timescale_and_separation()
         state.t = p.t
         state.last_step = p.last_step()
         state.progress = min(1.0, state.t / self.config.horizon)
