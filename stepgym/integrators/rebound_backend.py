@@ -134,6 +134,9 @@ class _Rebound:
         self.pop_message = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p)(
             address(lib, "reb_pop_message")
         )
+        self.energy = ctypes.CFUNCTYPE(ctypes.c_double, c_void_p)(
+            address(lib, "reb_simulation_energy")
+        )
         self.message_size = int(rebound.string_size_max)
 
 
@@ -169,6 +172,8 @@ class ReboundPropagator:
             logger.warning("compiled step rules are unavailable; using the Python loop")
         self._request = (ctypes.c_double * REQUEST_SIZE)()
         self._request_address = ctypes.addressof(self._request)
+        self._observed = (ctypes.c_double * 2)()
+        self._observed_address = ctypes.addressof(self._observed)
         self._counter_address = ctypes.addressof(self._counter)
         self._message = ctypes.create_string_buffer(self._c.message_size)
 
@@ -228,7 +233,8 @@ class ReboundPropagator:
         return float(self.sim.t)
 
     def energy(self) -> float:
-        return float(self.sim.energy())
+        """Total energy (REBOUND's ``sim.energy()``, called without its Python wrapper)."""
+        return float(self._c.energy(self.address))
 
     def last_step(self) -> float:
         """Length of the last step taken (0 before the first)."""
@@ -238,10 +244,19 @@ class ReboundPropagator:
         assert self.view is not None
         return self.view.timescale(self.G)
 
+    def timescale_and_separation(self) -> tuple[float, float]:
+        """(t_dyn, smallest pair distance), in compiled code when available."""
+        if self._compiled is None:
+            assert self.view is not None
+            return self.view.timescale_and_separation(self.G)
+        out = self._observed
+        self._compiled.observe(self.address, self._observed_address)
+        return out[0], out[1]
+
     # -- the one advance helper ----------------------------------------------------------------
-    def _advance(self, run: Callable[[], int]) -> AdvanceResult:
-        """Reset the budget, ``run()`` (returning a step_rules code or a REBOUND status) and
-        report the work and how the advance ended."""
+    def _advance(self, run: Callable[..., int], *args: Any) -> AdvanceResult:
+        """Reset the budget, ``run(*args)`` (returning a step_rules code or a REBOUND status)
+        and report the work and how the advance ended."""
         start = time.perf_counter()
         counter, sim = self._counter, self.sim
         counter[_COUNT] = 0.0
@@ -251,7 +266,8 @@ class ReboundPropagator:
         steps0 = sim.steps_done
         end: tuple[str | None, str]
         try:
-            end = self._end(run())
+            code = run(*args)
+            end = (None, "") if code == DONE else self._end(code)
         except KeyboardInterrupt:
             raise
         except Exception as error:  # a rule or REBOUND raising: the advance cannot go on
@@ -340,15 +356,17 @@ class ReboundPropagator:
         """
         self.scheme.apply_raw(self.sim, value)
         if self.scheme.evaluations_per_step is None:
-            return self._advance(lambda: self._integrate(t_end, exact))
-        return self._advance(lambda: self._fixed_steps(None, t_end, value))
+            if not exact and self.sim.t >= t_end:  # an earlier step passed t_end already
+                return self._advance(int, DONE)  # (REBOUND would integrate backwards)
+            return self._advance(self._integrate, t_end, exact)
+        return self._advance(self._fixed_steps, None, t_end, value)
 
     def advance_raw_steps(self, n_steps: int, value: float) -> AdvanceResult:
         """Take ``n_steps`` steps with the raw setting ``value``."""
         self.scheme.apply_raw(self.sim, value)
         if self.scheme.evaluations_per_step is None:  # the force counter bounds the call
-            return self._advance(lambda: int(self._c.steps(self.address, n_steps)))
-        return self._advance(lambda: self._fixed_steps(n_steps, math.inf, value))
+            return self._advance(self._c.steps, self.address, n_steps)
+        return self._advance(self._fixed_steps, n_steps, math.inf, value)
 
     def advance_rule_to(
         self, t_end: float, value: float, retime_every: int = 1, rule: str = "timescale"
@@ -372,8 +390,8 @@ class ReboundPropagator:
         if compiled is None or address is None:
             scale = STEP_RULES.get(rule).scale
             if fine:
-                return self._advance(lambda: rule_steps(self, n_steps, value, scale))
-            return self._advance(lambda: rule_to(self, t_end, value, retime, scale))
+                return self._advance(rule_steps, self, n_steps, value, scale)
+            return self._advance(rule_to, self, t_end, value, retime, scale)
         scheme.enter_step_mode(self.sim)
         request = self._request
         request[FINE] = fine
@@ -382,6 +400,11 @@ class ReboundPropagator:
         request[N_STEPS] = n_steps
         request[RETIME_EVERY] = retime
         request[PER_STEP] = scheme.evaluations_per_step or 0.0
-        run, counter, cap = compiled.advance, self._counter_address, scheme.step_cap_address()
-        request_address = self._request_address
-        return self._advance(lambda: run(self.address, request_address, counter, cap, address))
+        return self._advance(
+            compiled.advance,
+            self.address,
+            self._request_address,
+            self._counter_address,
+            scheme.step_cap_address(),
+            address,
+        )

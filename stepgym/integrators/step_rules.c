@@ -72,6 +72,29 @@ double stepgym_rule_timescale(const char* sim) {
     return sqrt(t2_min);
 }
 
+/* Observation: out[0] = t_dyn, out[1] = smallest pair distance (ParticleView's
+ * timescale_and_separation, same arithmetic). */
+void stepgym_timescale_and_separation(const char* sim, double* out) {
+    const size_t n = AT(sim, size_t, SIM_N);
+    const double G = AT(sim, double, SIM_G);
+    double t2_min = INFINITY, r2_min = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        const double* a = particle(sim, i);
+        for (size_t j = i + 1; j < n; j++) {
+            const double* b = particle(sim, j);
+            const double dx = (&PX(a))[0] - (&PX(b))[0];
+            const double dy = (&PX(a))[1] - (&PX(b))[1];
+            const double dz = (&PX(a))[2] - (&PX(b))[2];
+            const double r2 = dx * dx + dy * dy + dz * dz;
+            const double t2 = r2 * sqrt(r2) / (G * (PM(a) + PM(b)));
+            if (t2 < t2_min) t2_min = t2;
+            if (r2 < r2_min) r2_min = r2;
+        }
+    }
+    out[0] = sqrt(t2_min);
+    out[1] = sqrt(r2_min);
+}
+
 #ifdef STEPGYM_HAVE_RHO_T
 /* rho_t = min over pairs of the pair's time-domain radius (capped at 1/n), see rho_t.h. */
 double stepgym_rule_radius(const char* sim) {

@@ -109,6 +109,8 @@ class CompiledRules:
     """``int advance(sim, request, counter, cap, scale)``; see step_rules.c."""
     scales: dict[str, int]
     """Rule name -> address of its C function (rules whose C twin did not build are absent)."""
+    observe: Any
+    """``void observe(sim, double out[2])``: t_dyn and the smallest pair distance."""
     library: Any
     """The loaded library (e.g. ``library.stepgym_rho_t_system(sim)`` for tests)."""
 
@@ -159,4 +161,7 @@ def load_compiled_rules() -> CompiledRules | None:
     if hasattr(library, "stepgym_rho_t_system"):
         library.stepgym_rho_t_system.argtypes = [ctypes.c_void_p]
         library.stepgym_rho_t_system.restype = ctypes.c_double
-    return CompiledRules(advance, scales, library)
+    observe = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(
+        function_address(library, "stepgym_timescale_and_separation")
+    )
+    return CompiledRules(advance, scales, observe, library)
