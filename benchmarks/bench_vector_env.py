@@ -1,0 +1,189 @@
+"""The native vector env against REBOUND's own loop and against SB3's DummyVecEnv, side by side.
+
+(a) fine mode (``decision="fine"``, ``steps_per_decision=1``, ``step_mode="timescale"``,
+    leapfrog, seed-paper starts) through the vector env at N = 64: microseconds per env step
+    minus the bare integrator step, measured as REBOUND's own loop (``sim.steps(n)``) over
+    the same number of steps on copies of the same 64 systems (target <= 5 us);
+(b) env steps/s of the same N copies through the Gymnasium vector env, through its SB3
+    adapter (``NativeVecEnv``) and through SB3's ``DummyVecEnv`` of single envs, in fine
+    mode (N = 64) and in the quickstart's slice mode (N = 8);
+(c) CrossEntropy-v0 (defaults, N = 8): the same vector env built over its env class against
+    DummyVecEnv, to see whether a native vector env pays there.
+
+Measurements alternate within every repeat; medians over repeats are printed.
+
+    python benchmarks/bench_vector_env.py [--repeats 7] [--steps 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import rebound
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import stepgym  # noqa: F401 - registers the environments
+from stepgym.agents.config import QuickstartConfig
+from stepgym.agents.quickstart import env_kwargs
+from stepgym.agents.vec_adapter import NativeVecEnv
+from stepgym.envs.vector import StepSizeVectorEnv, vector_entry_point
+
+THREE_BODY = "stepgym/ThreeBody-v0"
+FINE: dict[str, Any] = {
+    "integrator": "leapfrog",
+    "step_mode": "timescale",
+    "decision": "fine",
+    "steps_per_decision": 1,
+    "ic_set": "seed_paper",
+    "horizon": 1e9,
+    "energy_error_limit": 1e9,
+    "escape_factor": 1e9,
+}
+ETA = 1e-2
+
+
+def _action(envs: StepSizeVectorEnv, setting: float) -> np.ndarray:
+    unit = envs.envs[0].action_map.encode(setting)
+    return np.tile(np.asarray(unit, dtype=np.float32), (envs.num_envs, 1))
+
+
+def fine_overhead(n: int, steps: int, repeats: int) -> tuple[float, float]:
+    """(us per env step through the vector env, us per bare REBOUND step), medians."""
+    vector_us, bare_us = [], []
+    for _ in range(repeats):
+        envs = gym.make_vec(THREE_BODY, num_envs=n, **FINE)
+        assert isinstance(envs, StepSizeVectorEnv)
+        envs.reset(seed=0)
+        action = _action(envs, ETA)
+        bare = [
+            _bare_copy(env.propagator.sim, ETA * env.propagator.timescale()) for env in envs.envs
+        ]
+        start = time.perf_counter()
+        for _ in range(steps):
+            envs.step(action)
+        vector_us.append((time.perf_counter() - start) / (steps * n) * 1e6)
+        done = sum(env.last_info["steps"] for env in envs.envs)
+        assert done == steps * n, f"{done} integrator steps, expected {steps * n}"
+        start = time.perf_counter()
+        for sim in bare:
+            sim.steps(steps)  # REBOUND's own loop
+        bare_us.append((time.perf_counter() - start) / (steps * n) * 1e6)
+        envs.close()
+    return statistics.median(vector_us), statistics.median(bare_us)
+
+
+def _bare_copy(source: Any, dt: float) -> rebound.Simulation:
+    sim = rebound.Simulation()
+    for p in source.particles:
+        sim.add(m=p.m, x=p.x, y=p.y, z=p.z, vx=p.vx, vy=p.vy, vz=p.vz)
+    sim.integrator = "leapfrog"
+    sim.dt = dt
+    return sim
+
+
+def throughput(
+    makers: dict[str, Callable[[], tuple[Any, Callable[[np.ndarray], Any], int]]],
+    action: np.ndarray,
+    steps: int,
+    repeats: int,
+) -> dict[str, float]:
+    """Median env steps/s of each (env, step function, n) maker, alternating makers."""
+    rates: dict[str, list[float]] = {name: [] for name in makers}
+    for _ in range(repeats):
+        for name, make in makers.items():
+            env, step, n = make()
+            start = time.perf_counter()
+            for _ in range(steps):
+                step(action)
+            rates[name].append(steps * n / (time.perf_counter() - start))
+            env.close()
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def _makers(
+    env_id: str, n: int, kwargs: dict[str, Any], vector: Callable[[str], StepSizeVectorEnv]
+) -> dict[str, Callable[[], tuple[Any, Callable[[np.ndarray], Any], int]]]:
+    def gym_vector() -> tuple[Any, Callable[[np.ndarray], Any], int]:
+        envs = vector("NextStep")
+        envs.reset(seed=0)
+        return envs, envs.step, n
+
+    def adapter() -> tuple[Any, Callable[[np.ndarray], Any], int]:
+        venv = NativeVecEnv(vector("SameStep"))
+        venv.seed(0)
+        venv.reset()
+        return venv, venv.step, n
+
+    def dummy() -> tuple[Any, Callable[[np.ndarray], Any], int]:
+        venv = DummyVecEnv([lambda: gym.make(env_id, **kwargs) for _ in range(n)])
+        venv.seed(0)
+        venv.reset()
+        return venv, venv.step, n
+
+    return {
+        "gymnasium vector env": gym_vector,
+        "SB3 NativeVecEnv": adapter,
+        "SB3 DummyVecEnv": dummy,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=200, help="vector steps per measurement")
+    args = parser.parse_args()
+
+    n = 64
+    vector_us, bare_us = fine_overhead(n, args.steps, args.repeats)
+    print(f"(a) fine mode, leapfrog, eta {ETA:g}, N = {n}, {args.steps} steps per copy:")
+    print(f"    vector env {vector_us:.2f} us per env step, bare REBOUND step {bare_us:.3f} us")
+    print(f"    overhead {vector_us - bare_us:.2f} us per env step (target <= 5 us)")
+
+    print("\n(b) env steps/s (median), same copies through each vector interface:")
+    cases: list[tuple[str, int, dict[str, Any], int]] = [
+        ("fine mode", 64, FINE, args.steps),
+        ("quickstart slice mode", 8, env_kwargs(QuickstartConfig()), max(args.steps // 4, 10)),
+    ]
+    for label, size, kwargs, steps in cases:
+
+        def vector(
+            mode: str, size: int = size, kwargs: dict[str, Any] = kwargs
+        ) -> StepSizeVectorEnv:
+            envs = gym.make_vec(THREE_BODY, num_envs=size, autoreset_mode=mode, **kwargs)
+            assert isinstance(envs, StepSizeVectorEnv)
+            return envs
+
+        probe = vector("NextStep")
+        action = _action(probe, ETA)
+        probe.close()
+        rates = throughput(_makers(THREE_BODY, size, kwargs, vector), action, steps, args.repeats)
+        dummy = rates["SB3 DummyVecEnv"]
+        print(f"    ThreeBody-v0 {label}, N = {size}:")
+        for name, rate in rates.items():
+            print(f"      {name:22s} {rate:9.0f} steps/s  ({rate / dummy:5.2f}x DummyVecEnv)")
+
+    from stepgym.envs.cross_entropy import CrossEntropyEnv
+
+    ce_id, ce_n = "stepgym/CrossEntropy-v0", 8
+    make_ce = vector_entry_point(CrossEntropyEnv)
+    ce_action = np.zeros((ce_n, 1), dtype=np.float32)
+    rates = throughput(
+        _makers(ce_id, ce_n, {}, lambda mode: make_ce(ce_n, autoreset_mode=mode)),
+        ce_action,
+        20,
+        args.repeats,
+    )
+    dummy = rates["SB3 DummyVecEnv"]
+    print(f"\n(c) CrossEntropy-v0 (defaults), N = {ce_n}:")
+    for name, rate in rates.items():
+        print(f"      {name:22s} {rate:9.0f} steps/s  ({rate / dummy:5.2f}x DummyVecEnv)")
+
+
+if __name__ == "__main__":
+    main()
