@@ -4,16 +4,24 @@
     ``sim.integrate`` over the same simulated interval with the same settings (ratio, target
     <= 1.3x);
 (b) fine mode: microseconds per integrator step against a bare Python loop of
-    ``sim.steps(1)`` (difference, target <= 10 us per step).
+    ``sim.steps(1)`` (difference, target <= 10 us per step);
+(c) step_mode="timescale", leapfrog, eta = 2e-3, seed-paper starts: decisions per second of
+    the compiled per-step loop against the pure-Python reference loop (target >= 10x), and
+    the compiled path's cost per integrator step against REBOUND's bare ``sim.steps(n)`` over
+    the same number of steps on the same system (target <= 2x);
+(d) IAS15 and BS, raw slice mode with ``exact_slice_end=False``, seed-paper starts, against a
+    bare loop of ``sim.integrate(t_k, exact_finish_time=0)`` over the same slices (target
+    <= 1.3x).
 
-Measurements alternate env and bare runs and report the median of the repeats.
+Measurements alternate the compared runs and report the median of the repeats.
 
-    python benchmarks/bench_three_body.py [--repeats 7]
+    python benchmarks/bench_three_body.py [--repeats 7] [--sections abcd]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -169,10 +177,183 @@ def bench_fine(integrator: str, step_mode: str, setting: float, spd: int, repeat
     )
 
 
+RULE_STARTS = 4  # seed-paper starts (reset seeds) per repeat in (c) and (d)
+RULE_DECISIONS = 25  # decisions per start in (c)
+
+
+def _rule_env(pure_python: bool, **kwargs: Any) -> Any:
+    """A timescale-mode env whose propagator uses the compiled loop or the Python one."""
+    if pure_python:
+        os.environ["STEPGYM_PURE_PYTHON"] = "1"
+    try:
+        env = gym.make("stepgym/ThreeBody-v0", **kwargs).unwrapped
+    finally:
+        os.environ.pop("STEPGYM_PURE_PYTHON", None)
+    assert env.propagator.compiled is not pure_python
+    return env
+
+
+def bench_rule_decisions(eta: float, repeats: int) -> None:
+    kwargs = dict(
+        integrator="leapfrog", step_mode="timescale", horizon=1e9, energy_error_limit=1e9,
+        escape_factor=1e9,
+    )  # fmt: skip
+    envs = {pure: _rule_env(pure, **kwargs) for pure in (False, True)}
+    steps = {False: 0, True: 0}
+
+    def run(pure: bool) -> float:
+        env = envs[pure]
+        action = env.action_map.encode(eta)
+        elapsed, total = 0.0, 0
+        for start in range(RULE_STARTS):
+            env.reset(seed=start)
+            begin = time.perf_counter()
+            for _ in range(RULE_DECISIONS):
+                env.step(action)
+            elapsed += time.perf_counter() - begin
+            total += env.last_info["steps"]
+        steps[pure] = total
+        return elapsed
+
+    def bare() -> float:  # REBOUND's own loop over the same number of steps per start
+        elapsed = 0.0
+        for start in range(RULE_STARTS):
+            env = envs[False]
+            env.reset(seed=start)
+            sim = _bare_copy(env, "leapfrog")
+            sim.dt = env.action_map.decode(env.action_map.encode(eta)) * env.propagator.timescale()
+            begin = time.perf_counter()
+            sim.steps(steps[False] // RULE_STARTS)
+            elapsed += time.perf_counter() - begin
+        return elapsed
+
+    def loop_only() -> float:  # the compiled loop without the env: one call per start
+        elapsed = 0.0
+        for start in range(RULE_STARTS):
+            env = envs[False]
+            env.reset(seed=start)
+            eta_decoded = env.action_map.decode(env.action_map.encode(eta))
+            begin = time.perf_counter()
+            env.propagator.advance_rule_steps(steps[False] // RULE_STARTS, eta_decoded)
+            elapsed += time.perf_counter() - begin
+        return elapsed
+
+    run(False), run(True)  # warm up, learn the step counts
+    c_times, py_times, bare_times, loop_times = [], [], [], []
+    for _ in range(repeats):
+        c_times.append(run(False))
+        py_times.append(run(True))
+        bare_times.append(bare())
+        loop_times.append(loop_only())
+    c_s, py_s, bare_s, loop_s = (
+        statistics.median(t) for t in (c_times, py_times, bare_times, loop_times)
+    )
+    decisions = RULE_STARTS * RULE_DECISIONS
+    n_steps = steps[False]
+    assert steps[True] == n_steps, "the compiled and Python paths took different steps"
+    bare_steps = RULE_STARTS * (n_steps // RULE_STARTS)
+    print("| eta    | decisions | steps  | compiled dec/s | Python dec/s | ratio  |")
+    print("|--------|-----------|--------|----------------|--------------|--------|")
+    print(
+        f"| {eta:6.0e} | {decisions:9d} | {n_steps:6d} | {decisions / c_s:14.0f} | "
+        f"{decisions / py_s:12.0f} | {py_s / c_s:5.1f}x |"
+    )
+    c_us, bare_us = c_s / n_steps * 1e6, bare_s / bare_steps * 1e6
+    print()
+    print("| per integrator step        | us     |")
+    print("|----------------------------|--------|")
+    print(f"| env, compiled rule (slice) | {c_us:6.3f} |")
+    print(f"| env, Python rule (slice)   | {py_s / n_steps * 1e6:6.3f} |")
+    print(f"| compiled loop alone (fine) | {loop_s / bare_steps * 1e6:6.3f} |")
+    print(f"| bare sim.steps(n)          | {bare_us:6.3f} |")
+    print(f"| ratio env compiled / bare  | {c_us / bare_us:5.2f}x |")
+    print(f"| ratio loop alone / bare    | {loop_s / bare_s:5.2f}x |")
+
+
+def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeats: int) -> str:
+    kwargs = dict(
+        integrator=integrator, exact_slice_end=False, horizon=decisions * SEED_PAPER_SLICE,
+        energy_error_limit=1e9, escape_factor=1e9,
+    )  # fmt: skip
+    env = gym.make("stepgym/ThreeBody-v0", **kwargs).unwrapped
+    action = env.action_map.encode(setting)
+    decoded = env.action_map.decode(action)
+    counts = {"env": 0, "bare": 0, "single": 0}
+
+    def env_run() -> float:
+        elapsed, steps = 0.0, 0
+        for start in range(RULE_STARTS):
+            env.reset(seed=start)
+            begin = time.perf_counter()
+            done = False
+            while not done:
+                _, _, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+            elapsed += time.perf_counter() - begin
+            steps += info["steps"]
+        counts["env"] = steps
+        return elapsed
+
+    def bare_run(per_slice: bool) -> float:
+        elapsed, steps = 0.0, 0
+        for start in range(RULE_STARTS):
+            env.reset(seed=start)
+            sim = _bare_copy(env, integrator)
+            _apply(sim, integrator, decoded)
+            begin = time.perf_counter()
+            if per_slice:  # the env's stops: each slice end not yet passed
+                for k in range(1, decisions + 1):
+                    if sim.t < k * SEED_PAPER_SLICE:
+                        sim.integrate(k * SEED_PAPER_SLICE, exact_finish_time=0)
+            else:
+                sim.integrate(decisions * SEED_PAPER_SLICE, exact_finish_time=0)
+            elapsed += time.perf_counter() - begin
+            steps += sim.steps_done
+        counts["bare" if per_slice else "single"] = steps
+        return elapsed
+
+    env_times, loop_times, single_times = [], [], []
+    for _ in range(repeats):
+        env_times.append(env_run())
+        loop_times.append(bare_run(True))
+        single_times.append(bare_run(False))
+    env_s, loop_s, single_s = (statistics.median(t) for t in (env_times, loop_times, single_times))
+    return (
+        f"| {integrator:5s} | {setting:7.0e} | {decisions:4d} | {counts['env']:6d} | "
+        f"{counts['bare']:6d} | {env_s * 1e3:7.2f} | {loop_s * 1e3:7.2f} | "
+        f"{env_s / loop_s:5.2f}x | {single_s * 1e3:7.2f} | {env_s / single_s:5.2f}x |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--sections", default="abcd", help="which of (a)-(d) to run")
     args = parser.parse_args()
+    if "a" in args.sections:
+        bench_raw_slices(args.repeats)
+    if "b" in args.sections:
+        bench_fine_modes(args.repeats)
+    if "c" in args.sections:
+        print()
+        print("(c) timescale mode, leapfrog, eta = 2e-3, seed-paper starts: compiled per-step")
+        print(
+            f"    loop vs the Python reference ({RULE_STARTS} starts x {RULE_DECISIONS} decisions)"
+        )
+        bench_rule_decisions(2e-3, args.repeats)
+    if "d" in args.sections:
+        print()
+        print("(d) raw slice mode with exact_slice_end=False, seed-paper starts, vs a bare loop of")
+        print("    sim.integrate(t_k, exact_finish_time=0) over the same slices, and one integrate")
+        print("| integ | setting | dec. | env st | bare st | env ms  | loop ms | ratio  "
+              "| one ms  | ratio  |")  # fmt: skip
+        print("|-------|---------|------|--------|---------|---------|---------|--------"
+              "|---------|--------|")  # fmt: skip
+        for integrator, setting in (("ias15", 1e-9), ("ias15", 1e-12), ("bs", 1e-8), ("bs", 1e-12)):
+            print(bench_inexact_slices(integrator, setting, 100, args.repeats), flush=True)
+
+
+def bench_raw_slices(repeats: int) -> None:
     print("(a) slice mode (0.1 yr per decision, constant raw setting) vs bare REBOUND:")
     print("    one sim.integrate over the whole interval, and a loop of sim.integrate to each")
     print("    decision time (the same stops; isolates the environment's own overhead)")
@@ -185,13 +366,16 @@ def main() -> None:
         "|----------|---------|----------|--------|"
     )
     for case in SLICE_CASES:
-        print(bench_slice(*case, args.repeats), flush=True)
+        print(bench_slice(*case, repeats), flush=True)
+
+
+def bench_fine_modes(repeats: int) -> None:
     print()
     print("(b) fine mode: us per integrator step vs a bare Python loop of sim.steps(1)")
     print("| integr.  | step_mode | spd  | env us  | bare us | added   |")
     print("|----------|-----------|------|---------|---------|---------|")
     for case in FINE_CASES:
-        print(bench_fine(*case, args.repeats), flush=True)
+        print(bench_fine(*case, repeats), flush=True)
 
 
 if __name__ == "__main__":

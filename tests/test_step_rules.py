@@ -163,6 +163,13 @@ def test_pure_python_variable_disables_compiling(monkeypatch: pytest.MonkeyPatch
     assert library is not None and library.f() == 1
 
 
+def test_pure_python_variable_selects_the_reference_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEPGYM_PURE_PYTHON", "1")
+    reference = ReboundPropagator("leapfrog")
+    monkeypatch.delenv("STEPGYM_PURE_PYTHON")
+    assert not reference.compiled and ReboundPropagator("leapfrog").compiled
+
+
 def test_integrate_leaves_pythons_sigint_handler_in_place() -> None:
     calls: list[int] = []
 

@@ -37,7 +37,7 @@ from typing import Any
 from stepgym.errors import MissingDependencyError
 from stepgym.integrators.base import Work
 from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
-from stepgym.integrators.native import function_address
+from stepgym.integrators.native import function_address, pure_python_requested
 from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
 from stepgym.integrators.rule_loop import over_budget, rule_steps, rule_to
 from stepgym.integrators.step_rules import (
@@ -66,6 +66,10 @@ _CHECK_EVERY = 1024  # evaluations between wall-clock checks inside the Python c
 _COUNT, _LIMIT, _STOPPED, _DEADLINE = range(COUNTER_FIELDS)
 _CHUNK_EVALUATIONS = 200_000  # fixed-step work per steps() call between budget checks
 _SIGINT = 6  # REBOUND_STATUS_SIGINT
+_SIGINT_NUMBER = int(signal.SIGINT)
+# signal's C functions: the same handlers as signal.getsignal/signal.signal, without their
+# enum conversions (~10 us per integrate)
+_signal: Any = getattr(signal, "_signal", signal)
 _ENDS = {  # REBOUND status -> (reason, message), as REBOUND's Python exceptions word them
     1: ("stalled", "GenericError: an error occurred during the integration."),
     2: ("stalled", "NoParticles: no more particles left in simulation."),
@@ -147,8 +151,8 @@ class ReboundPropagator:
         integrator: a name in :data:`INTEGRATORS`.
         budget: limits per advance.
         G: gravitational constant (N-body units: 1).
-        compiled: run rule advances in compiled code (None: whenever it builds; False: the
-            pure-Python reference loop).
+        compiled: run rule advances in compiled code (None: whenever it builds, unless
+            ``STEPGYM_PURE_PYTHON=1``; False: the pure-Python reference loop).
     """
 
     def __init__(
@@ -167,7 +171,8 @@ class ReboundPropagator:
         self.view: ParticleView | None = None
         self.address = 0
         self._counter = (ctypes.c_double * COUNTER_FIELDS)()
-        self._compiled = load_compiled_rules() if compiled is not False else None
+        use_compiled = compiled if compiled is not None else not pure_python_requested()
+        self._compiled = load_compiled_rules() if use_compiled else None
         if compiled and self._compiled is None:
             logger.warning("compiled step rules are unavailable; using the Python loop")
         self._request = (ctypes.c_double * REQUEST_SIZE)()
@@ -209,6 +214,8 @@ class ReboundPropagator:
             sim.force_is_velocity_dependent = 0
         self.sim = sim
         self.address = ctypes.addressof(sim)
+        offset = type(sim).exact_finish_time.offset  # REBOUND's Python __setattr__ is slow
+        self._exact_finish_time = ctypes.c_int.from_address(self.address + offset)
         self.view = ParticleView(sim)
 
     def _make_counter(self) -> Any:
@@ -316,13 +323,13 @@ class ReboundPropagator:
         own on every integrate and never restores Python's, which disables Ctrl-C)."""
         handler = None
         if threading.current_thread() is threading.main_thread():
-            handler = signal.getsignal(signal.SIGINT)
-        self.sim.exact_finish_time = 1 if exact else 0
+            handler = _signal.getsignal(_SIGINT_NUMBER)
+        self._exact_finish_time.value = 1 if exact else 0
         try:
             return int(self._c.integrate(self.address, t_end))
         finally:
-            if handler is not None:
-                signal.signal(signal.SIGINT, handler)
+            if handler is not None:  # None: a handler installed outside Python, left alone
+                _signal.signal(_SIGINT_NUMBER, handler)
 
     def _fixed_steps(self, n_steps: int | None, t_end: float, dt: float) -> int:
         """Whole fixed steps: ``n_steps`` of them, or (n_steps None) until ``t >= t_end``;
