@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stepgym.slopes.params import tensor_norm
+from stepgym.radius import tensor_norm
 from stepgym.registry import Registry
 
 logger = logging.getLogger(__name__)
