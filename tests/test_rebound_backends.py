@@ -162,10 +162,10 @@ def test_c_counter_and_python_fallback_count_the_same(monkeypatch: pytest.Monkey
 
 
 def test_advance_records_rebound_warnings_and_drops_expected_ones() -> None:
-    from stepgym.integrators.rebound_backend import _reported
+    from stepgym.integrators.rebound_calls import reported_warnings
 
     notes = ["IAS15 did not converge", "IAS15 did not converge", "Maximum stepsize reached (x)"]
-    assert _reported(notes, ("Maximum stepsize reached",)) == ("IAS15 did not converge",)
+    assert reported_warnings(notes, ("Maximum stepsize reached",)) == ("IAS15 did not converge",)
     propagator = ReboundPropagator("ias15")
     propagator.load(PYTHAGOREAN)
     propagator.sim.N_active = 2  # massive test particle: REBOUND warns once per integrate

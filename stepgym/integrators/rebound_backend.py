@@ -37,7 +37,8 @@ from typing import Any
 from stepgym.errors import MissingDependencyError
 from stepgym.integrators.base import Work
 from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
-from stepgym.integrators.native import function_address, pure_python_requested
+from stepgym.integrators.native import pure_python_requested
+from stepgym.integrators.rebound_calls import ReboundCalls, reported_warnings
 from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
 from stepgym.integrators.rule_loop import over_budget, rule_steps, rule_to
 from stepgym.integrators.step_rules import (
@@ -92,13 +93,6 @@ def _import_rebound() -> Any:
     return rebound
 
 
-def _reported(messages: Sequence[str], expected: tuple[str, ...]) -> tuple[str, ...]:
-    """The distinct warnings of one advance, less those the scheme emits by design
-    (``expected``: message prefixes)."""
-    kept = (text for text in messages if not any(text.startswith(p) for p in expected))
-    return tuple(dict.fromkeys(kept))
-
-
 @dataclass(frozen=True)
 class Budget:
     """Limits on one advance; exceeding one ends it with status ``"stalled"``."""
@@ -122,28 +116,6 @@ class AdvanceResult:
     printed; those the scheme emits by design (e.g. BS hitting its max_dt cap) are left out."""
 
 
-class _Rebound:
-    """REBOUND's C entry points as private ctypes prototypes (REBOUND's own are untouched)."""
-
-    def __init__(self, rebound: Any) -> None:
-        lib = rebound.clibrebound
-        c_int, c_void_p = ctypes.c_int, ctypes.c_void_p
-        address = function_address
-        self.steps = ctypes.CFUNCTYPE(c_int, c_void_p, ctypes.c_size_t)(
-            address(lib, "reb_simulation_steps")
-        )
-        self.integrate = ctypes.CFUNCTYPE(c_int, c_void_p, ctypes.c_double)(
-            address(lib, "reb_simulation_integrate")
-        )
-        self.pop_message = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p)(
-            address(lib, "reb_pop_message")
-        )
-        self.energy = ctypes.CFUNCTYPE(ctypes.c_double, c_void_p)(
-            address(lib, "reb_simulation_energy")
-        )
-        self.message_size = int(rebound.string_size_max)
-
-
 class ReboundPropagator:
     """One REBOUND simulation advanced by a registered scheme, with exact work counts.
 
@@ -163,7 +135,7 @@ class ReboundPropagator:
         compiled: bool | None = None,
     ) -> None:
         self._rebound = _import_rebound()
-        self._c = _Rebound(self._rebound)
+        self._c = ReboundCalls(self._rebound)
         self.scheme: ReboundIntegrator = INTEGRATORS.get(integrator)()
         self.budget = budget or Budget()
         self.G = G
@@ -180,7 +152,6 @@ class ReboundPropagator:
         self._observed = (ctypes.c_double * 2)()
         self._observed_address = ctypes.addressof(self._observed)
         self._counter_address = ctypes.addressof(self._counter)
-        self._message = ctypes.create_string_buffer(self._c.message_size)
 
     @property
     def compiled(self) -> bool:
@@ -303,20 +274,8 @@ class ReboundPropagator:
 
     def _messages(self) -> tuple[tuple[str, ...], list[str]]:
         """REBOUND's queued messages: (warnings less the expected ones, errors)."""
-        queue = self.sim.messages
-        if not queue:
-            return (), []
-        buffer, warnings, errors = self._message, [], []
-        while self._c.pop_message(queue, buffer):
-            text = buffer.value.decode("ascii", "replace")
-            kind, text = text[:1], text[1:]
-            if kind == "w":
-                warnings.append(text)
-            elif kind == "e":
-                errors.append(text)
-            else:
-                logger.info("REBOUND: %s", text)
-        return _reported(warnings, self.scheme.expected_warnings), errors
+        warnings, errors = self._c.pop_messages(self.sim.messages)
+        return reported_warnings(warnings, self.scheme.expected_warnings), errors
 
     def _integrate(self, t_end: float, exact: bool) -> int:
         """``sim.integrate``, leaving Python's SIGINT handler as it was (REBOUND installs its
