@@ -57,7 +57,8 @@ class Runner:
         self.pool, self.workers, self.seeds = pool, workers, seeds
 
     def __call__(self, name: str, value: float, env_kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        chunks = [self.seeds[i :: self.workers] for i in range(self.workers)]
+        n_chunks = min(len(self.seeds), 8 * self.workers)  # small chunks balance slow starts
+        chunks = [self.seeds[i::n_chunks] for i in range(n_chunks)]
         futures = [
             self.pool.submit(run_rule, name, value, env_kwargs, chunk) for chunk in chunks if chunk
         ]
@@ -72,7 +73,12 @@ def median_cost(rows: list[dict[str, Any]]) -> float:
 def match_eta(
     runner: Runner, env_kwargs: dict[str, Any], target: float, eta0: float, rtol: float, tries: int
 ) -> tuple[float, list[dict[str, Any]], list[tuple[float, float]]]:
-    """(eta, rows, history): the timescale rule's eta whose median cost is closest to target."""
+    """(eta, rows, history): the timescale rule's eta whose median cost is closest to target.
+
+    Secant steps in (log eta, log cost), kept inside the bracket once one is known (log
+    bisection when a step would leave it): on free-fall starts the median cost is not smooth
+    in eta (chaotic escapes end episodes at different times).
+    """
     history: list[tuple[float, float, list[dict[str, Any]]]] = []
     eta = eta0
     for _ in range(tries):
@@ -82,15 +88,28 @@ def match_eta(
         print(f"    timescale eta={eta:.4g}: median cost {cost:.5g} (target {target:.5g})")
         if abs(math.log(cost / target)) <= math.log1p(rtol):
             break
-        slope = -1.0  # cost ~ 1 / eta for a step proportional to eta
-        if len(history) >= 2:
-            (e1, c1, _), (e2, c2, _) = history[-2], history[-1]
-            if e1 != e2 and c1 > 0 and c2 > 0:
-                fitted = math.log(c2 / c1) / math.log(e2 / e1)
-                slope = fitted if -3.0 < fitted < -0.3 else slope
-        eta *= math.exp(math.log(target / cost) / slope)
+        eta = _next_eta([(h[0], h[1]) for h in history], target)
     best = min(history, key=lambda h: abs(math.log(h[1] / target)))
     return best[0], best[2], [(h[0], h[1]) for h in history]
+
+
+def _next_eta(points: list[tuple[float, float]], target: float) -> float:
+    above = [p for p in points if p[1] > target]  # too costly: eta too small
+    below = [p for p in points if p[1] <= target]
+    eta, cost = points[-1]
+    slope = -1.0  # cost ~ 1 / eta for a step proportional to eta
+    if len(points) >= 2:
+        (e1, c1), (e2, c2) = points[-2], points[-1]
+        if e1 != e2:
+            fitted = math.log(c2 / c1) / math.log(e2 / e1)
+            slope = fitted if -3.0 < fitted < -0.3 else slope
+    guess = eta * math.exp(math.log(target / cost) / slope)
+    if above and below:
+        low = max(p[0] for p in above)
+        high = min(p[0] for p in below)
+        if low < high and not low < guess < high:
+            guess = math.sqrt(low * high)
+    return guess
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -150,7 +169,7 @@ def table(results: list[dict[str, Any]]) -> str:
         "end reasons rad / ts |\n|" + "---|" * 14 + "\n"
     )
     lines = []
-    for res in results:
+    for res in sorted(results, key=lambda x: (x["ic_set"], x["integrator"], x["r"])):
         s = res["stats"]
         lines.append(
             f"| {res['ic_set']} | {res['integrator']} | {res['r']:g} | {res['cost_radius']:.4g} | "
@@ -236,52 +255,63 @@ def main() -> None:
 
     seeds = held_out_seeds(domain_for(ENV_ID), args.seed, args.n_starts)
     command = "python experiments/radius_rule.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cells = [
+        (r, ic_set, integrator)
+        for r in sorted(args.radii, reverse=True)  # cheapest first: partial results stay useful
+        for ic_set in args.ic_sets
+        for integrator in args.integrators
+    ]
     results: list[dict[str, Any]] = []
+    ratios: dict[tuple[str, str], float] = {}  # eta / r at matched cost, refined as r shrinks
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         runner = Runner(pool, args.workers, seeds)
-        for ic_set in args.ic_sets:
-            for integrator in args.integrators:
-                ratio = 0.7  # eta / r at matched cost, refined as the radii go
-                for r in sorted(args.radii):
-                    env_kwargs = {
-                        "integrator": integrator,
-                        "ic_set": ic_set,
-                        "decision": "slice",
-                        "action": "continuous",
-                        "horizon": args.horizon_slices * SEED_PAPER_SLICE,
-                        "max_wall_per_decision": args.max_wall_per_decision,
-                    }
-                    t0 = time.perf_counter()
-                    radius_rows = runner("radius", r, env_kwargs)
-                    target = median_cost(radius_rows)
-                    print(f"{ic_set} {integrator} r={r:g}: median cost {target:.5g}")
-                    eta, ts_rows, history = match_eta(
-                        runner, env_kwargs, target, ratio * r, args.cost_rtol, args.match_tries
-                    )
-                    ratio = eta / r
-                    stats = bootstrap(radius_rows, ts_rows, args.bootstrap, args.seed)
-                    results.append(
-                        {
-                            "ic_set": ic_set,
-                            "integrator": integrator,
-                            "r": r,
-                            "eta": eta,
-                            "cost_radius": target,
-                            "cost_timescale": median_cost(ts_rows),
-                            "eta_history": history,
-                            "stats": stats,
-                            "ends_radius": end_reasons(radius_rows),
-                            "ends_timescale": end_reasons(ts_rows),
-                            "seconds": time.perf_counter() - t0,
-                        }
-                    )
-                    print(
-                        f"  median ratio {fmt(stats['median_ratio'])}, "
-                        f"p90 ratio {fmt(stats['p90_ratio'])} ({time.perf_counter() - t0:.0f} s)",
-                        flush=True,
-                    )
-    write(args, results, seeds, command, time.perf_counter() - start)
+        for r, ic_set, integrator in cells:
+            env_kwargs = {
+                "integrator": integrator,
+                "ic_set": ic_set,
+                "decision": "slice",
+                "action": "continuous",
+                "horizon": args.horizon_slices * SEED_PAPER_SLICE,
+                "max_wall_per_decision": args.max_wall_per_decision,
+            }
+            result = run_cell(args, runner, env_kwargs, r, ratios.get((ic_set, integrator), 0.7))
+            ratios[(ic_set, integrator)] = result["eta"] / r
+            results.append(result)
+            done = f"{len(results)} of {len(cells)} cells"
+            write(args, results, seeds, command, time.perf_counter() - start, done)
+
+
+def run_cell(
+    args: argparse.Namespace, runner: Runner, env_kwargs: dict[str, Any], r: float, ratio: float
+) -> dict[str, Any]:
+    """The radius rule at r and the timescale rule matched to its median cost, compared."""
+    t0 = time.perf_counter()
+    radius_rows = runner("radius", r, env_kwargs)
+    target = median_cost(radius_rows)
+    print(f"{env_kwargs['ic_set']} {env_kwargs['integrator']} r={r:g}: median cost {target:.5g}")
+    eta, ts_rows, history = match_eta(
+        runner, env_kwargs, target, ratio * r, args.cost_rtol, args.match_tries
+    )
+    stats = bootstrap(radius_rows, ts_rows, args.bootstrap, args.seed)
+    print(
+        f"  median ratio {fmt(stats['median_ratio'])}, p90 ratio {fmt(stats['p90_ratio'])} "
+        f"({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
+    return {
+        "ic_set": env_kwargs["ic_set"],
+        "integrator": env_kwargs["integrator"],
+        "r": r,
+        "eta": eta,
+        "cost_radius": target,
+        "cost_timescale": median_cost(ts_rows),
+        "eta_history": history,
+        "stats": stats,
+        "ends_radius": end_reasons(radius_rows),
+        "ends_timescale": end_reasons(ts_rows),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def write(
@@ -290,6 +320,7 @@ def write(
     seeds: list[int],
     command: str,
     seconds: float,
+    done: str,
 ) -> None:
     out = args.results_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -298,7 +329,8 @@ def write(
     (out / f"{args.name}.json").write_text(json.dumps(results, indent=1, default=str))
     text = (
         f"# Radius rule against the timescale rule at matched cost\n\n"
-        f"Command: `{command}` ({seconds / 60:.0f} min with {args.workers} workers)\n\n"
+        f"Command: `{command}` ({seconds / 60:.0f} min with {args.workers} workers; "
+        f"{done})\n\n"
         f'Settings: ThreeBody-v0, `split="test"`, {len(seeds)} starts (evaluator seeds '
         f"{seeds[0]}..{seeds[-1]}), one decision per slice, horizon {args.horizon_slices:g} "
         f"slices, continuous action, max_wall_per_decision {args.max_wall_per_decision:g} s "
