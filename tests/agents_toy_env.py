@@ -61,6 +61,7 @@ class ToyEnv(StepSizeEnv[ToyState, ToyTransition]):
         horizon: int = 20,
         integrator: str = "leapfrog",
         features: tuple[str, ...] = ("log_error", "log_difficulty", "progress"),
+        wall_time_in_info: bool = False,  # accepted like ThreeBody-v0's (the toy reports 0.0)
     ) -> None:
         low, high = (1e-4, 1e-1) if step_mode == "raw" else (1e-3, 1.0)
         super().__init__(

@@ -96,7 +96,7 @@ def test_save_then_load_gives_identical_actions_with_vecnormalize(tmp_path: Path
     train_env.close()
     eval_env.close()
 
-    loaded = load_policy(run, use_best=False)
+    loaded = load_policy(run, use_best=False, trust=True)  # a bare SB3 pickle: trusted here
     assert isinstance(loaded.vec_normalize, VecNormalize)
     np.testing.assert_array_equal(loaded.predict(raw)[0], expected)
     # the statistics matter: without them the actions differ

@@ -172,7 +172,7 @@ def test_errors_name_the_fix() -> None:
         make(model="mlp_layernrom")
     with pytest.raises(ConfigError, match="choose one of continuous, discrete, radius"):
         make(action="lr")
-    with pytest.raises(ConfigError, match=r"valid: .*batch_size"):
+    with pytest.raises(ConfigError, match=r"did you mean 'batch_size'.*valid arguments"):
         make(batchsize=3)
     with pytest.raises(ConfigError, match="choose one of batch, probe, train"):
         make(sample_set="all")

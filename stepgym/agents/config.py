@@ -74,6 +74,10 @@ class TrainConfig:
     """Torch CPU threads (small networks train fastest on one)."""
     verbose: int = 0
     """SB3 verbosity: 0 quiet, 1 info."""
+    resume: Path | None = None
+    """Continue this run directory from its latest checkpoint (model, VecNormalize statistics
+    and step count) instead of starting a new run; its config.json gives every other setting
+    (a --total-timesteps above the run's extends it)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,13 @@ class EvaluateConfig:
     """Where tables and the plot go; default: <run>/evaluation or runs/eval__<env>__<time>."""
     list_baselines: bool = False
     """List the registered baselines and exit."""
+    pictures: bool = False
+    """Also save one episode's picture per controller (the env's rgb_array render of the first
+    held-out episode) as pictures/<controller>.png in the output directory."""
+    trust: bool = False
+    """Allow unpickling files of the run (only needed for runs saved without .npz statistics
+    or with a network config.json does not describe). Unpickling runs any code stored in the
+    file: use it only for runs whose origin you trust. Default: nothing is unpickled."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,8 @@ class TransferConfig:
     """Env keyword that varies (default: 'integrator' for ThreeBody, 'optimizer' otherwise)."""
     use_best: bool = True
     """Use each run's best model if it has one."""
+    trust: bool = False
+    """Allow unpickling files of the runs (see 'stepgym evaluate --help'); default: never."""
     n_episodes: int = 20
     """Held-out episodes per cell."""
     seed: int = 0

@@ -157,7 +157,11 @@ def summary_rows(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def resolve_target(config: EvaluateConfig) -> tuple[str, dict[str, Any], TrainedPolicy | None]:
     """(env id, base env kwargs, loaded policy or None) from the config."""
-    policy = load_policy(config.policy, config.use_best) if config.policy is not None else None
+    policy = (
+        load_policy(config.policy, config.use_best, trust=config.trust)
+        if config.policy is not None
+        else None
+    )
     env_id = config.env_id or (policy.env_id if policy else None)
     if env_id is None:
         raise ConfigError("nothing to evaluate: pass --policy RUN_DIR or --env-id with baselines.")

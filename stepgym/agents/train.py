@@ -2,21 +2,29 @@
 
 Everything a run produces lands in ``runs/<env>__<exp>__<seed>__<time>/``::
 
-    config.json             the exact TrainConfig, the parsed env kwargs, library versions
-    model.zip               the final model
-    vecnormalize.pkl        its VecNormalize statistics
+    config.json             the exact TrainConfig, the parsed env kwargs, library versions,
+                            "status" (running / finished / interrupted / failed), timesteps
+    model.zip               the final model (only when training finished)
+    model_interrupted.zip   the partial model of an interrupted (Ctrl-C) run, instead
+    vecnormalize.npz        its VecNormalize statistics as plain arrays (what stepgym loads)
+    vecnormalize.pkl        the same as SB3's pickle (for VecNormalize.load; stepgym reads it
+                            only with --trust)
     best/best_model.zip     the best model on held-out instances (periodic evaluation, on
                             seeds apart from those ``stepgym evaluate`` scores)
-    best/vecnormalize.pkl   the statistics that go with it (SB3's EvalCallback omits them)
+    best/vecnormalize.npz   the statistics that go with it (SB3's EvalCallback omits them)
     checkpoints/            periodic checkpoints, each with its statistics
     eval/evaluations.npz    the periodic evaluation results
     tb/<run name>_1/        TensorBoard events
+
+Run directories are created exclusively (two runs never share one) and every file is written
+with write-then-rename, so no file under a final name is ever half-written; a failed run leaves
+no model.zip. ``TrainConfig(resume=RUN)`` continues RUN from its latest checkpoint with the
+same statistics and step count.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import time
@@ -33,7 +41,6 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import (
     BaseCallback,
     CallbackList,
-    CheckpointCallback,
     EvalCallback,
 )
 from stable_baselines3.common.monitor import Monitor
@@ -46,42 +53,62 @@ from stable_baselines3.common.vec_env import (
     VecNormalize,
 )
 
+from stepgym.agents.checkpoints import (
+    AtomicCheckpointCallback,
+    SaveBestCallback,
+    config_from_record,
+    create_run_dir,
+    latest_checkpoint,
+    learn,
+    restore_eval_history,
+    run_name,
+    update_record,
+)
 from stepgym.agents.config import TrainConfig
 from stepgym.agents.domains import DOMAINS
 from stepgym.agents.envs import make_env, merged, parse_env_kwargs
+from stepgym.agents.runfiles import (
+    BEST_DIR,
+    BEST_MODEL_FILE,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    INTERRUPTED_MODEL_FILE,
+    MODEL_FILE,
+    STATS_FILE,
+    VECNORM_FILE,
+    find_run_dir,
+    read_record,
+    read_stats,
+    read_weights,
+    write_json,
+)
 from stepgym.agents.vec_adapter import NativeVecEnv, has_native_vector
 from stepgym.errors import ConfigError, check_positive_int
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.zip"
-VECNORM_FILE = "vecnormalize.pkl"
-BEST_DIR = "best"
-BEST_MODEL_FILE = "best_model.zip"
+__all__ = [
+    "ALGORITHMS",
+    "BEST_DIR",
+    "BEST_MODEL_FILE",
+    "CONFIG_FILE",
+    "INTERRUPTED_MODEL_FILE",
+    "MODEL_FILE",
+    "STATS_FILE",
+    "VECNORM_FILE",
+    "build_callbacks",
+    "build_model",
+    "build_vec_envs",
+    "config_from_record",
+    "create_run_dir",
+    "resume",
+    "run_name",
+    "train",
+    "validate",
+    "write_config",
+]
+
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN}
-
-
-class SaveVecNormalizeCallback(BaseCallback):
-    """Saves the training VecNormalize statistics to ``path``; used as EvalCallback's
-    ``callback_on_new_best`` so ``best/`` holds the statistics the best model was scored with."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = Path(path)
-
-    def _on_step(self) -> bool:
-        vec_normalize = self.model.get_vec_normalize_env()
-        if vec_normalize is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            vec_normalize.save(str(self.path))
-        return True
-
-
-def run_name(config: TrainConfig, when: float | None = None) -> str:
-    """``<env>__<exp>__<seed>__<unix time>``, the env id without its namespace."""
-    env = config.env_id.split("/")[-1]
-    return f"{env}__{config.exp_name}__{config.seed}__{int(when or time.time())}"
 
 
 def validate(config: TrainConfig) -> dict[str, Any]:
@@ -114,6 +141,7 @@ def validate(config: TrainConfig) -> dict[str, Any]:
                 f'{probe.action_space}; pass --env-kwargs \'{{"action": "discrete"}}\' or '
                 f"use --algo ppo."
             )
+        probe.reset(seed=config.seed)  # reset-time checks (e.g. the data split) fail here too
     finally:
         probe.close()
     return env_kwargs
@@ -207,14 +235,15 @@ def build_vec_envs(
     return train_norm, eval_norm
 
 
-def build_model(config: TrainConfig, env: VecEnv, tb_dir: Path) -> BaseAlgorithm:
-    """The SB3 model named by ``config.algo`` with the config's hyperparameters."""
+def build_model(config: TrainConfig, env: VecEnv, tb_dir: Path | None) -> BaseAlgorithm:
+    """The SB3 model named by ``config.algo`` with the config's hyperparameters (no
+    TensorBoard log when ``tb_dir`` is None)."""
     common: dict[str, Any] = {
         "learning_rate": config.learning_rate,
         "batch_size": config.batch_size,
         "gamma": config.gamma,
         "policy_kwargs": {"net_arch": list(config.net_arch)},
-        "tensorboard_log": str(tb_dir),
+        "tensorboard_log": str(tb_dir) if tb_dir is not None else None,
         "seed": config.seed,
         "device": "cpu",
         "verbose": config.verbose,
@@ -241,10 +270,10 @@ def build_callbacks(config: TrainConfig, run_dir: Path, eval_env: VecEnv) -> Cal
         callbacks.append(
             EvalCallback(
                 eval_env,
-                callback_on_new_best=SaveVecNormalizeCallback(run_dir / BEST_DIR / VECNORM_FILE),
+                callback_on_new_best=SaveBestCallback(run_dir / BEST_DIR),
                 n_eval_episodes=config.n_eval_episodes,
                 eval_freq=max(config.eval_freq // config.n_envs, 1),
-                best_model_save_path=str(run_dir / BEST_DIR),
+                best_model_save_path=None,  # SaveBestCallback saves it, atomically, with stats
                 log_path=str(run_dir / "eval"),
                 deterministic=True,
                 verbose=config.verbose,
@@ -252,17 +281,17 @@ def build_callbacks(config: TrainConfig, run_dir: Path, eval_env: VecEnv) -> Cal
         )
     if config.checkpoint_freq > 0:
         callbacks.append(
-            CheckpointCallback(
-                save_freq=max(config.checkpoint_freq // config.n_envs, 1),
-                save_path=str(run_dir / "checkpoints"),
-                save_vecnormalize=True,
+            AtomicCheckpointCallback(
+                max(config.checkpoint_freq // config.n_envs, 1) * config.n_envs,
+                run_dir / CHECKPOINT_DIR,
             )
         )
     return CallbackList(callbacks)
 
 
-def write_config(config: TrainConfig, env_kwargs: dict[str, Any], path: Path) -> None:
-    """Save the exact config, the parsed env kwargs and library versions as JSON."""
+def write_config(config: TrainConfig, env_kwargs: dict[str, Any], path: Path, **extra: Any) -> None:
+    """Save the exact config, the parsed env kwargs, library versions and ``extra`` entries
+    (e.g. ``status``) as JSON, atomically."""
     import stable_baselines3
 
     import stepgym
@@ -277,8 +306,9 @@ def write_config(config: TrainConfig, env_kwargs: dict[str, Any], path: Path) ->
             "torch": torch.__version__,
             "numpy": np.__version__,
         },
+        **extra,
     }
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(path, record)
 
 
 def _jsonable(value: Any) -> Any:
@@ -290,16 +320,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def train(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
-    """Train as ``config`` says; return the run directory. ``callbacks`` run after the
-    periodic evaluation and checkpoint callbacks (e.g. a sweep reporting progress)."""
+    """Train as ``config`` says (or continue ``config.resume``); return the run directory.
+    ``callbacks`` run after the periodic evaluation and checkpoint callbacks (e.g. a sweep
+    reporting progress)."""
+    if getattr(config, "resume", None) is not None:
+        return resume(config, callbacks)
     env_kwargs = validate(config)
-    name = run_name(config)
-    run_dir = Path(config.runs_dir) / name
-    while run_dir.exists():  # two runs started within the same second
-        name = run_name(config, int(name.rsplit("__", 1)[1]) + 1)
-        run_dir = Path(config.runs_dir) / name
-    run_dir.mkdir(parents=True)
-    write_config(config, env_kwargs, run_dir / CONFIG_FILE)
+    name, run_dir = create_run_dir(config)
+    write_config(config, env_kwargs, run_dir / CONFIG_FILE, status="running")
 
     # Seeding: torch/numpy/random here, the environments through make_vec_env(seed=...).
     set_random_seed(config.seed)
@@ -315,19 +343,75 @@ def train(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
             config.total_timesteps,
             run_dir,
         )
-        try:
-            model.learn(
-                total_timesteps=config.total_timesteps,
-                callback=CallbackList([build_callbacks(config, run_dir, eval_env), *callbacks]),
-                tb_log_name=name,
-                progress_bar=config.progress_bar,
-            )
-        except KeyboardInterrupt:
-            logger.warning("interrupted: saving the model trained so far to %s", run_dir)
-            raise
-        finally:  # an interrupted run keeps what it learned, with matching statistics
-            model.save(str(run_dir / MODEL_FILE))
-            train_env.save(str(run_dir / VECNORM_FILE))
+        learn(
+            model,
+            config.total_timesteps,
+            run_dir,
+            name,
+            [build_callbacks(config, run_dir, eval_env), *callbacks],
+            config.progress_bar,
+        )
+    finally:
+        train_env.close()
+        eval_env.close()
+    return run_dir
+
+
+def resume(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
+    """Continue the run ``config.resume`` from its latest checkpoint: same settings (from its
+    config.json), VecNormalize statistics and step count, up to its total_timesteps (or a
+    larger ``config.total_timesteps``)."""
+    run_dir = find_run_dir(Path(config.resume))  # type: ignore[arg-type]
+    record = read_record(run_dir / CONFIG_FILE)
+    base = config_from_record(record)
+    target = max(base.total_timesteps, config.total_timesteps)
+    if config.total_timesteps == TrainConfig.total_timesteps:  # the default: not asked for
+        target = base.total_timesteps
+    point = latest_checkpoint(run_dir)
+    if point.num_timesteps >= target:
+        raise ConfigError(
+            f"{run_dir} already trained for {point.num_timesteps} of {target} timesteps; pass "
+            f"--total-timesteps larger than {point.num_timesteps} with --resume to go on."
+        )
+    base = dataclasses.replace(base, total_timesteps=target, progress_bar=config.progress_bar)
+    env_kwargs = validate(base)
+    set_random_seed(base.seed + point.num_timesteps)
+    torch.set_num_threads(base.torch_threads)
+    train_env, eval_env = build_vec_envs(base, env_kwargs)
+    train_env.seed(base.seed + point.num_timesteps)  # new episodes, not a replay of the start
+    read_stats(point.stats_path).apply_to(train_env)
+    try:
+        model = build_model(base, train_env, run_dir / "tb")
+        model.set_parameters(read_weights(point.model_path), exact_match=True, device="cpu")
+        model.num_timesteps = point.num_timesteps
+        resumed = [
+            *record.get("resumed", []),
+            {
+                "from": str(point.model_path.relative_to(run_dir)),
+                "num_timesteps": point.num_timesteps,
+                "time": int(time.time()),
+            },
+        ]
+        update_record(
+            run_dir / CONFIG_FILE,
+            status="running",
+            resumed=resumed,
+            config={**record["config"], "total_timesteps": target},
+        )
+        logger.info("resuming %s at %d of %d steps", run_dir, point.num_timesteps, target)
+        run_callbacks = build_callbacks(base, run_dir, eval_env)
+        for callback in run_callbacks.callbacks:
+            if isinstance(callback, EvalCallback):
+                restore_eval_history(callback, run_dir / "eval" / "evaluations.npz")
+        learn(
+            model,
+            target - point.num_timesteps,
+            run_dir,
+            run_dir.name,
+            [run_callbacks, *callbacks],
+            base.progress_bar,
+            reset_num_timesteps=False,
+        )
     finally:
         train_env.close()
         eval_env.close()

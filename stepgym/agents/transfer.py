@@ -79,7 +79,7 @@ def transfer(config: TransferConfig) -> TransferReport:
     if not config.policies or not config.targets:
         raise ConfigError("transfer needs --policies RUN_DIR [...] and --targets NAME [...].")
     check_positive_int("n-episodes", config.n_episodes)
-    policies = [load_policy(path, config.use_best) for path in config.policies]
+    policies = [load_policy(path, config.use_best, trust=config.trust) for path in config.policies]
     env_id = policies[0].env_id
     if any(p.env_id != env_id for p in policies):
         raise ConfigError("all transferred policies must be trained on the same environment id.")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from stepgym.config_checks import check_field_types, check_keywords
 from stepgym.crossentropy.features import CE_FEATURES, DEFAULT_FEATURES
 from stepgym.crossentropy.models import MODELS
 from stepgym.crossentropy.rewards import REWARD_PRESETS, REWARD_TERMS
@@ -84,8 +85,9 @@ class CrossEntropyConfig:
     """'none' or 'rho_a': scale the actual update by min(1, rho_a / tau) (Prop 5.2)."""
     divergence_loss: float = 100.0
     """A training or validation loss above this (or any non-finite loss/weight) is divergence."""
-    features: tuple[str, ...] = DEFAULT_FEATURES
-    """Observation features, names in :data:`stepgym.crossentropy.features.CE_FEATURES`."""
+    features: str | tuple[str, ...] = DEFAULT_FEATURES
+    """Observation features, names in :data:`stepgym.crossentropy.features.CE_FEATURES` (one
+    name alone is accepted; stored as a tuple)."""
     reward: str | Mapping[str, float] = "accuracy"
     """A preset name in REWARD_PRESETS or ``{term: weight}`` over REWARD_TERMS."""
     sharpness_iters: int = 5
@@ -109,6 +111,7 @@ class CrossEntropyConfig:
             ("radius_action_kind", ("continuous", "discrete")),
         ):
             if getattr(self, name) not in choices:
+        check_field_types(self)  # first: every later check may assume the annotated types
                 raise ConfigError(
                     f"{name}={getattr(self, name)!r} is not valid; "
                     f"choose one of {', '.join(choices)}."
@@ -156,7 +159,7 @@ class CrossEntropyConfig:
         if (self.X is None) != (self.y is None):
             raise ConfigError("pass both X and y for a custom task, or neither.")
         if self.X is not None:
-            validate_arrays(self.X, self.y)
+            validate_arrays(self.X, self.y, self.val_fraction)
             if self.task not in ("custom", "digits"):
                 raise ConfigError(
                     f"X and y given together with task={self.task!r}; use task='custom'."
@@ -176,12 +179,7 @@ class CrossEntropyConfig:
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> CrossEntropyConfig:
         """Build from keyword arguments, naming the valid ones on a typo."""
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - valid)
-        if unknown:
-            raise ConfigError(
-                f"unknown CrossEntropy-v0 argument(s) {unknown}; valid: {', '.join(sorted(valid))}."
-            )
+        check_keywords(cls, kwargs, "CrossEntropy-v0")
         return cls(**kwargs)
 
 

@@ -137,20 +137,80 @@ def _custom(request: TaskRequest, rng: np.random.Generator) -> RawTask:
     return request.X, request.y, None
 
 
-def validate_arrays(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
-    """Check user arrays and relabel classes to 0..K-1."""
-    x_arr = np.asarray(x, dtype=np.float64)
+def validate_arrays(
+    x: object, y: object, val_fraction: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check user arrays and relabel classes to 0..K-1; with ``val_fraction``, also check
+    that the stratified train/validation split can be drawn (see :func:`check_split`)."""
+    try:
+        x_arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "X must be a numeric array of shape (n, d); convert it with np.asarray(X, float)."
+        ) from None
     y_arr = np.asarray(y)
     if x_arr.ndim != 2 or y_arr.ndim != 1 or len(x_arr) != len(y_arr):
         raise ConfigError(
             f"X must have shape (n, d) and y shape (n,), got X{x_arr.shape} and y{y_arr.shape}."
         )
-    if len(x_arr) < 4 or not np.isfinite(x_arr).all():
-        raise ConfigError("X needs at least 4 rows and only finite values.")
-    classes, labels = np.unique(y_arr, return_inverse=True)
+    if x_arr.shape[1] == 0:
+        raise ConfigError("X has zero feature columns; pass at least one feature per row.")
+    if len(x_arr) < 4:
+        raise ConfigError(f"X has {len(x_arr)} rows; a task needs at least 4 (more per class).")
+    bad_rows = np.flatnonzero(~np.isfinite(x_arr).all(axis=1))
+    if bad_rows.size:
+        raise ConfigError(
+            f"X has NaN or infinite values in {bad_rows.size} row(s), first row "
+            f"{int(bad_rows[0])}; drop or impute them before training."
+        )
+    labels = _class_indices(y_arr)
+    if val_fraction is not None:
+        check_split(np.bincount(labels), val_fraction)
+    return x_arr, labels
+
+
+def _class_indices(y: np.ndarray) -> np.ndarray:
+    """``y``'s classes as 0..K-1; missing or non-finite labels are refused, not made a class."""
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        bad = np.flatnonzero(~np.isfinite(y))
+        raise ConfigError(
+            f"y has {bad.size} NaN or infinite label(s), first at row {int(bad[0])}; drop those "
+            f"rows (a missing label is not a class)."
+        )
+    if y.dtype.kind == "O" and any(label is None for label in y):
+        raise ConfigError("y has None labels; drop those rows (a missing label is not a class).")
+    try:
+        classes, labels = np.unique(y, return_inverse=True)
+    except TypeError:
+        raise ConfigError(
+            "y mixes label types that cannot be compared; use one type (ints or strings)."
+        ) from None
     if len(classes) < 2:
         raise ConfigError(f"y needs at least two classes, got {classes.tolist()}.")
-    return x_arr, labels.astype(np.int64)
+    return labels.reshape(-1).astype(np.int64)
+
+
+def check_split(counts: np.ndarray, val_fraction: float) -> None:
+    """Refuse a dataset whose stratified split cannot give every class a training and a
+    validation row: ``counts[k]`` rows of class k, ``ceil(val_fraction * n)`` held out."""
+    n, n_classes = int(counts.sum()), int((counts > 0).sum())
+    n_val = math.ceil(val_fraction * n)
+    n_train = n - n_val
+    rare = np.flatnonzero((counts > 0) & (counts < 2))
+    if rare.size:
+        raise ConfigError(
+            f"class {int(rare[0])} has a single row; every class needs at least 2 (one for "
+            f"training, one for validation): add rows or drop the class."
+        )
+    if n_val < n_classes or n_train < n_classes:
+        low = n_classes / n
+        raise ConfigError(
+            f"val_fraction={val_fraction} splits {n} rows into {n_train} training and {n_val} "
+            f"validation rows, but each side needs one per class ({n_classes}); choose "
+            f"val_fraction in [{low:.3g}, {1 - low:.3g}] or add rows."
+        )
 
 
 def load_task(
@@ -164,6 +224,7 @@ def load_task(
     if name in NO_SPLIT_TASKS:
         x_train, y_train, x_val, y_val = x, y, x, y
     else:
+        check_split(np.bincount(y), val_fraction)
         x_train, y_train, x_val, y_val = _split(x, y, rng, val_fraction)
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std = np.where(std > 1e-12, std, 1.0)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from stepgym.actions import LogActionMap
+from stepgym.config_checks import check_keywords
 from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
@@ -165,12 +166,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self, config: ThreeBodyConfig | None = None, render_mode: str | None = None, **kwargs: Any
     ) -> None:
         if config is None:
-            unknown = sorted(set(kwargs) - set(_CONFIG_FIELDS))
-            if unknown:
-                raise ConfigError(
-                    f"unknown ThreeBody-v0 argument(s) {unknown}; valid arguments: "
-                    f"{', '.join(_CONFIG_FIELDS)}."
-                )
+            check_keywords(ThreeBodyConfig, kwargs, "ThreeBody-v0")
             config = ThreeBodyConfig(**kwargs)
         elif kwargs:
             raise ConfigError("pass either config= or keyword arguments, not both.")

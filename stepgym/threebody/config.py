@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stepgym.actions import ACTION_KINDS
+from stepgym.config_checks import check_field_types
 from stepgym.errors import ConfigError, check_positive_int, check_range
 from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.threebody.initial_conditions import IC_SETS, SEED_PAPER_SLICE, SPLITS
@@ -98,6 +99,7 @@ class ThreeBodyConfig:
     time never repeats). ``stepgym evaluate`` turns it on to report wall time."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # first: every later check may assume the annotated types
         _check_choice("action", self.action, ACTION_KINDS)
         _check_choice("step_mode", self.step_mode, STEP_MODES)
         _check_choice("decision", self.decision, DECISION_MODES)
