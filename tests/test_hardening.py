@@ -199,6 +199,59 @@ def test_render_returns_an_rgb_picture_of_the_episode(env_id: str) -> None:
     env.close()
 
 
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "baselines", "parameter"),
+    [
+        (THREE_BODY, SMALL_THREE_BODY, ("fixed", "timescale"), 1e-2),
+        (CROSS_ENTROPY, SMALL_CROSS_ENTROPY, ("fixed_lr",), 1e-2),
+    ],
+)
+def test_evaluate_saves_one_picture_per_controller(
+    env_id: str,
+    kwargs: dict[str, Any],
+    baselines: tuple[str, ...],
+    parameter: float,
+    tmp_path: Path,
+) -> None:
+    from stepgym.agents.config import EvaluateConfig
+    from stepgym.agents.evaluate import evaluate
+
+    report = evaluate(
+        EvaluateConfig(
+            env_id=env_id,
+            env_kwargs=json.dumps(kwargs),
+            baselines=baselines,
+            baseline_param=parameter,
+            n_episodes=1,
+            out_dir=tmp_path,
+            pictures=True,
+        )
+    )
+    pictures = sorted((tmp_path / "pictures").glob("*.png"))
+    assert len(pictures) == len(baselines) == len(report.summaries)
+    for path in pictures:
+        assert path.read_bytes()[:4] == b"\x89PNG"
+    assert sum(name.startswith("picture:") for name in report.files) == len(baselines)
+
+
+def test_evaluate_pictures_need_a_rendering_env(tmp_path: Path) -> None:
+    from stepgym.agents.config import EvaluateConfig
+    from stepgym.agents.evaluate import evaluate
+
+    with pytest.raises(ConfigError):
+        evaluate(
+            EvaluateConfig(
+                env_id=TOY,
+                baselines=("fixed",),
+                baseline_param=1e-2,
+                n_episodes=1,
+                out_dir=tmp_path,
+                pictures=True,
+            )
+        )
+    assert not (tmp_path / "episodes.csv").exists()  # refused before any episode ran
+
+
 def test_render_uses_no_global_matplotlib_backend_switch() -> None:
     import matplotlib
 

@@ -2,13 +2,16 @@
 
 Writes into ``out_dir``: ``episodes.csv`` (one row per episode), ``summary.csv`` and
 ``summary.md`` (median / p90 error over successful episodes, failure rate, median cost, per
-controller; the matched-cost comparison), ``matched.csv`` and ``pareto.png``.
+controller; the matched-cost comparison), ``matched.csv`` and ``pareto.png``; with
+``pictures=True`` also ``pictures/<controller>.png``, the env's rendering of each controller's
+first held-out episode.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ from stepgym.agents.envs import check_env_id, make_env, merged, parse_env_kwargs
 from stepgym.agents.matched import bisect_log
 from stepgym.agents.policies import TrainedPolicy, load_policy
 from stepgym.agents.report import SUMMARY_COLUMNS, markdown_table, pareto_plot, write_csv
-from stepgym.agents.rollout import Contender, evaluate_contender, summarize
+from stepgym.agents.rollout import Contender, evaluate_contender, run_episode, summarize
 from stepgym.errors import ConfigError, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -206,6 +209,8 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
     for name in (*names, *([match] if match and policy is not None else [])):
         check_baseline(name, domain.name)  # fail before any episode is run
     seeds = held_out_seeds(domain, config.seed, config.n_episodes)
+    if config.pictures:
+        check_renders(env_id, merged(kwargs, domain.held_out))
     contenders = build_contenders(config, env_id, kwargs, domain, policy, tuple(names))
     episodes = [row for c in contenders for row in evaluate_contender(env_id, c, domain, seeds)]
     report = EvaluationReport(
@@ -223,7 +228,41 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
             episodes,
         )
     write_report(report, domain, env_id)
+    if config.pictures:
+        report.files.update(save_pictures(env_id, contenders, domain, seeds[0], report.out_dir))
     return report
+
+
+PICTURES_DIR = "pictures"
+
+
+def check_renders(env_id: str, kwargs: dict[str, Any]) -> None:
+    """Fail before any episode if ``env_id`` cannot render pictures (``--pictures``)."""
+    env = make_env(env_id, {**kwargs, "render_mode": "rgb_array"})
+    env.close()
+
+
+def save_pictures(
+    env_id: str, contenders: list[Contender], domain: Domain, seed: int, out_dir: Path
+) -> dict[str, Path]:
+    """Replay the first held-out episode of every controller with ``render_mode="rgb_array"``
+    and save the env's final picture as ``pictures/<controller>.png``."""
+    from matplotlib.image import imsave
+
+    files: dict[str, Path] = {}
+    for contender in contenders:
+        env = make_env(env_id, {**contender.env_kwargs, "render_mode": "rgb_array"})
+        try:
+            run_episode(env, contender.policy, seed, domain)
+            frame = env.render()
+        finally:
+            env.close()
+        name = re.sub(r"[^A-Za-z0-9.=+-]+", "_", contender.label).strip("_")
+        path = out_dir / PICTURES_DIR / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        imsave(path, frame)
+        files[f"picture:{contender.label}"] = path
+    return files
 
 
 def matched_table(
