@@ -13,9 +13,11 @@
     bare loop of ``sim.integrate(t_k, exact_finish_time=0)`` over the same slices (target
     <= 1.3x).
 
-Measurements alternate the compared runs and report the median of the repeats.
+Measurements alternate the compared runs and report the median of the repeats. Times are
+CPU time of this process (``time.process_time``), so that other processes sharing the
+machine do not enter the ratios; ``--wall`` measures wall-clock time instead.
 
-    python benchmarks/bench_three_body.py [--repeats 7] [--sections abcd]
+    python benchmarks/bench_three_body.py [--repeats 7] [--sections abcd] [--wall]
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ FINE_CASES = [  # (integrator, step_mode, setting, steps_per_decision)
     ("ias15", "timescale", 1e-2, 10),
 ]
 FINE_STEPS = 20_000
+clock = time.process_time  # --wall: time.perf_counter
 
 
 def _env(**kwargs: Any) -> Any:
@@ -94,12 +97,12 @@ def bench_slice(ic_set: str, integrator: str, setting: float, decisions: int, re
     def env_run() -> float:
         env = _env(**kwargs)
         action = env.action_map.encode(setting)
-        start = time.perf_counter()
+        start = clock()
         done = False
         while not done:
             _, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         final.update(t=info["t"], steps=info["steps"], setting=info["setting"])
         return elapsed
 
@@ -110,13 +113,13 @@ def bench_slice(ic_set: str, integrator: str, setting: float, decisions: int, re
         sim = _bare_copy(_env(**kwargs), integrator)
         _apply(sim, integrator, decoded)
         exact = 1 if integrator in ("ias15", "bs") else 0
-        start = time.perf_counter()
+        start = clock()
         if per_slice:  # the same stops a user needs to act once per slice
             for k in range(1, decisions + 1):
                 sim.integrate(min(k * SEED_PAPER_SLICE, end_time), exact_finish_time=exact)
         else:
             sim.integrate(end_time, exact_finish_time=exact)
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         final["bare_steps" if not per_slice else "loop_steps"] = sim.steps_done
         return elapsed
 
@@ -145,10 +148,10 @@ def bench_fine(integrator: str, step_mode: str, setting: float, spd: int, repeat
     def env_run() -> float:
         env = _env(**kwargs)
         action = env.action_map.encode(setting)
-        start = time.perf_counter()
+        start = clock()
         for _ in range(decisions):
             env.step(action)
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         counts["env"] = env.last_info["steps"]
         return elapsed
 
@@ -162,10 +165,10 @@ def bench_fine(integrator: str, step_mode: str, setting: float, spd: int, repeat
                 sim.integrator.epsilon = 0.0
             sim.dt = setting * env.propagator.timescale()
         steps = sim.steps
-        start = time.perf_counter()
+        start = clock()
         for _ in range(FINE_STEPS):
             steps(1)
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         counts["bare"] = sim.steps_done
         return elapsed
 
@@ -193,81 +196,105 @@ def _rule_env(pure_python: bool, **kwargs: Any) -> Any:
     return env
 
 
+def _legacy_rule_to(propagator: Any, t_end: float, eta: float) -> int:
+    """The per-step Python loop as it was before the compiled rules (REBOUND's Python wrapper
+    ``sim.steps``, the timescale read through ParticleView), for comparison only."""
+    sim, scheme, view = propagator.sim, propagator.scheme, propagator.view
+    done_within = 1e-13 * max(1.0, abs(t_end))
+    steps0 = sim.steps_done
+    while t_end - sim.t > done_within:
+        remaining = t_end - sim.t
+        dt = eta * view.timescale(1.0)
+        scheme.apply_step(sim, min(dt, remaining))
+        sim.steps(1)
+    return int(sim.steps_done - steps0)
+
+
 def bench_rule_decisions(eta: float, repeats: int) -> None:
     kwargs = dict(
         integrator="leapfrog", step_mode="timescale", horizon=1e9, energy_error_limit=1e9,
         escape_factor=1e9,
     )  # fmt: skip
     envs = {pure: _rule_env(pure, **kwargs) for pure in (False, True)}
-    steps = {False: 0, True: 0}
+    decoded = envs[False].action_map.decode(envs[False].action_map.encode(eta))
+    slice_time = envs[False].config.slice_time
+    steps_of_start: dict[int, int] = {}
 
-    def run(pure: bool) -> float:
+    def through_env(pure: bool, start: int) -> tuple[float, int]:
         env = envs[pure]
+        env.reset(seed=start)
         action = env.action_map.encode(eta)
-        elapsed, total = 0.0, 0
-        for start in range(RULE_STARTS):
-            env.reset(seed=start)
-            begin = time.perf_counter()
-            for _ in range(RULE_DECISIONS):
-                env.step(action)
-            elapsed += time.perf_counter() - begin
-            total += env.last_info["steps"]
-        steps[pure] = total
-        return elapsed
+        begin = clock()
+        for _ in range(RULE_DECISIONS):
+            env.step(action)
+        return clock() - begin, env.last_info["steps"]
 
-    def bare() -> float:  # REBOUND's own loop over the same number of steps per start
-        elapsed = 0.0
-        for start in range(RULE_STARTS):
-            env = envs[False]
-            env.reset(seed=start)
-            sim = _bare_copy(env, "leapfrog")
-            sim.dt = env.action_map.decode(env.action_map.encode(eta)) * env.propagator.timescale()
-            begin = time.perf_counter()
-            sim.steps(steps[False] // RULE_STARTS)
-            elapsed += time.perf_counter() - begin
-        return elapsed
+    def propagator_only(path: str, start: int) -> tuple[float, int]:
+        env = envs[path == "python"]
+        env.reset(seed=start)
+        propagator, steps = env.propagator, 0
+        begin = clock()
+        for k in range(1, RULE_DECISIONS + 1):
+            if path == "legacy":
+                steps += _legacy_rule_to(propagator, k * slice_time, decoded)
+            else:
+                steps += propagator.advance_rule_to(k * slice_time, decoded).work.steps
+        return clock() - begin, steps
 
-    def loop_only() -> float:  # the compiled loop without the env: one call per start
-        elapsed = 0.0
-        for start in range(RULE_STARTS):
-            env = envs[False]
-            env.reset(seed=start)
-            eta_decoded = env.action_map.decode(env.action_map.encode(eta))
-            begin = time.perf_counter()
-            env.propagator.advance_rule_steps(steps[False] // RULE_STARTS, eta_decoded)
-            elapsed += time.perf_counter() - begin
-        return elapsed
+    def bare(start: int) -> tuple[float, int]:  # REBOUND's own loop, as many steps
+        env = envs[False]
+        env.reset(seed=start)
+        sim = _bare_copy(env, "leapfrog")
+        sim.dt = decoded * env.propagator.timescale()
+        begin = clock()
+        sim.steps(steps_of_start[start])
+        return clock() - begin, steps_of_start[start]
 
-    run(False), run(True)  # warm up, learn the step counts
-    c_times, py_times, bare_times, loop_times = [], [], [], []
+    paths: dict[str, Callable[[int], tuple[float, float]]] = {
+        "env, compiled rule": lambda start: through_env(False, start),
+        "env, Python reference rule": lambda start: through_env(True, start),
+        "propagator, compiled rule": lambda start: propagator_only("compiled", start),
+        "propagator, Python reference": lambda start: propagator_only("python", start),
+        "propagator, pre-compiled loop": lambda start: propagator_only("legacy", start),
+        "bare sim.steps(n)": bare,
+    }
+    for start in range(RULE_STARTS):  # warm up; the step count of each start
+        steps_of_start[start] = int(through_env(False, start)[1])
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    steps: dict[str, float] = {}
     for _ in range(repeats):
-        c_times.append(run(False))
-        py_times.append(run(True))
-        bare_times.append(bare())
-        loop_times.append(loop_only())
-    c_s, py_s, bare_s, loop_s = (
-        statistics.median(t) for t in (c_times, py_times, bare_times, loop_times)
-    )
+        for name, path in paths.items():  # interleaved: every path once per repeat
+            runs = [path(start) for start in range(RULE_STARTS)]
+            times[name].append(sum(r[0] for r in runs))
+            steps[name] = sum(r[1] for r in runs)
+    median = {name: statistics.median(values) for name, values in times.items()}
     decisions = RULE_STARTS * RULE_DECISIONS
-    n_steps = steps[False]
-    assert steps[True] == n_steps, "the compiled and Python paths took different steps"
-    bare_steps = RULE_STARTS * (n_steps // RULE_STARTS)
-    print("| eta    | decisions | steps  | compiled dec/s | Python dec/s | ratio  |")
-    print("|--------|-----------|--------|----------------|--------------|--------|")
-    print(
-        f"| {eta:6.0e} | {decisions:9d} | {n_steps:6d} | {decisions / c_s:14.0f} | "
-        f"{decisions / py_s:12.0f} | {py_s / c_s:5.1f}x |"
-    )
-    c_us, bare_us = c_s / n_steps * 1e6, bare_s / bare_steps * 1e6
+    print("| path                          | us/decision | decisions/s | steps | us/step |")
+    print("|-------------------------------|-------------|-------------|-------|---------|")
+    for name in paths:
+        seconds = median[name]
+        print(
+            f"| {name:29s} | {seconds / decisions * 1e6:11.1f} | {decisions / seconds:11.0f} | "
+            f"{steps[name]:5.0f} | {seconds / steps[name] * 1e6:7.3f} |"
+        )
+    per_step = {name: median[name] / steps[name] for name in paths}
+    bare_step = per_step["bare sim.steps(n)"]
     print()
-    print("| per integrator step        | us     |")
-    print("|----------------------------|--------|")
-    print(f"| env, compiled rule (slice) | {c_us:6.3f} |")
-    print(f"| env, Python rule (slice)   | {py_s / n_steps * 1e6:6.3f} |")
-    print(f"| compiled loop alone (fine) | {loop_s / bare_steps * 1e6:6.3f} |")
-    print(f"| bare sim.steps(n)          | {bare_us:6.3f} |")
-    print(f"| ratio env compiled / bare  | {c_us / bare_us:5.2f}x |")
-    print(f"| ratio loop alone / bare    | {loop_s / bare_s:5.2f}x |")
+    print("| ratio                                                    | value  |")
+    print("|----------------------------------------------------------|--------|")
+    for label, value in (
+        ("decisions/s, env: compiled / Python reference (>= 10x)",
+         median["env, Python reference rule"] / median["env, compiled rule"]),
+        ("decisions/s, propagator: compiled / Python reference",
+         median["propagator, Python reference"] / median["propagator, compiled rule"]),
+        ("decisions/s, propagator: compiled / pre-compiled loop",
+         median["propagator, pre-compiled loop"] / median["propagator, compiled rule"]),
+        ("per step, propagator compiled / bare sim.steps (<= 2x)",
+         per_step["propagator, compiled rule"] / bare_step),
+        ("per step, env compiled / bare sim.steps",
+         per_step["env, compiled rule"] / bare_step),
+    ):  # fmt: skip
+        print(f"| {label:56s} | {value:5.2f}x |")
 
 
 def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeats: int) -> str:
@@ -284,12 +311,12 @@ def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeat
         elapsed, steps = 0.0, 0
         for start in range(RULE_STARTS):
             env.reset(seed=start)
-            begin = time.perf_counter()
+            begin = clock()
             done = False
             while not done:
                 _, _, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
-            elapsed += time.perf_counter() - begin
+            elapsed += clock() - begin
             steps += info["steps"]
         counts["env"] = steps
         return elapsed
@@ -300,14 +327,14 @@ def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeat
             env.reset(seed=start)
             sim = _bare_copy(env, integrator)
             _apply(sim, integrator, decoded)
-            begin = time.perf_counter()
+            begin = clock()
             if per_slice:  # the env's stops: each slice end not yet passed
                 for k in range(1, decisions + 1):
                     if sim.t < k * SEED_PAPER_SLICE:
                         sim.integrate(k * SEED_PAPER_SLICE, exact_finish_time=0)
             else:
                 sim.integrate(decisions * SEED_PAPER_SLICE, exact_finish_time=0)
-            elapsed += time.perf_counter() - begin
+            elapsed += clock() - begin
             steps += sim.steps_done
         counts["bare" if per_slice else "single"] = steps
         return elapsed
@@ -329,7 +356,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--sections", default="abcd", help="which of (a)-(d) to run")
+    parser.add_argument("--wall", action="store_true", help="wall-clock instead of CPU time")
     args = parser.parse_args()
+    global clock
+    if args.wall:
+        clock = time.perf_counter
     if "a" in args.sections:
         bench_raw_slices(args.repeats)
     if "b" in args.sections:
