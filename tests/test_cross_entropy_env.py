@@ -238,3 +238,63 @@ def test_every_optimizer_trains_in_both_action_families(optimizer: str) -> None:
         assert infos[-1]["val_accuracy"] > infos[0]["val_accuracy"] - 0.2
         if action == "radius":
             assert all(i["r"] == pytest.approx(0.5, rel=1e-5) for i in infos)
+
+
+def _validation(env: gym.Env[Any, Any], x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Validation (loss, accuracy) of the env's current model on (x, y), computed here."""
+    model = env.unwrapped.trainer.model
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    model.train()
+    loss = float(torch.nn.functional.cross_entropy(logits, y))
+    return loss, float((logits.argmax(dim=-1) == y).float().mean())
+
+
+def test_validation_runs_at_its_cadence_and_after_the_last_step() -> None:
+    env, dense_env = make(max_steps=7, val_every=3), make(max_steps=7, val_every=1)
+    action = env.unwrapped.action_map.encode(3e-3)
+    _, reset_info = env.reset(seed=0)
+    infos, dense = run(env, action), run(dense_env, action)
+    assert [i["val_step"] for i in infos] == [0, 0, 3, 3, 3, 6, 7]
+    assert [i["eval_forward_passes"] for i in infos] == [1, 1, 2, 2, 2, 3, 4]
+    assert [i["val_step"] for i in dense] == list(range(1, 8))
+    # training does not depend on the cadence; the held metrics are the measurements
+    assert [i["loss"] for i in infos] == [i["loss"] for i in dense]
+    assert [i["rho_a"] for i in infos] == [i["rho_a"] for i in dense]
+    for info in infos:
+        measured = dense[info["val_step"] - 1] if info["val_step"] else reset_info
+        assert (info["val_loss"], info["val_accuracy"]) == (
+            measured["val_loss"],
+            measured["val_accuracy"],
+        )
+    assert dense[2]["val_loss"] != dense[1]["val_loss"]  # the held value is really stale
+    # the reward sees the latest measurement: gains only where one was taken, same total
+    gains = [i["reward_terms"]["val_accuracy_gain"] for i in infos]
+    assert [g != 0.0 for g in gains[:2] + gains[3:5]] == [False] * 4
+    assert gains[2] == pytest.approx(dense[2]["val_accuracy"] - reset_info["val_accuracy"])
+    dense_gains = [i["reward_terms"]["val_accuracy_gain"] for i in dense]
+    assert sum(gains) == pytest.approx(sum(dense_gains))
+    assert sum(gains) == pytest.approx(infos[-1]["val_accuracy"] - reset_info["val_accuracy"])
+    loss_env = make(max_steps=4, val_every=2, reward="loss")
+    progress = [i["reward_terms"]["loss_progress"] for i in run(loss_env, action)]
+    assert progress[0] == 0.0 and progress[2] == 0.0 and progress[1] != 0.0
+
+
+def test_validation_subset_between_whole_split_measurements() -> None:
+    env = make(max_steps=4, val_every=2, val_size=50)
+    action = env.unwrapped.action_map.encode(3e-3)
+    env.reset(seed=0)
+    trainer = env.unwrapped.trainer
+    data = trainer.data
+    x_sub, y_sub = trainer._val_subset
+    assert len(y_sub) == 50 < len(data.y_val)
+    for step in range(1, 5):
+        *_, info = env.step(action)
+        if step == 2:  # in between: the subset
+            assert (info["val_loss"], info["val_accuracy"]) == _validation(env, x_sub, y_sub)
+            assert info["val_loss"] != _validation(env, data.x_val, data.y_val)[0]
+    # the last step: the whole split, so the final score is exact
+    assert (info["val_loss"], info["val_accuracy"]) == _validation(env, data.x_val, data.y_val)
+    with pytest.raises(ConfigError, match="val_every must be a positive integer"):
+        make(val_every=0)

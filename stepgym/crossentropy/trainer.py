@@ -13,7 +13,8 @@
    as ``model(x)``), whose layer inputs spare the layer-rule JVP its primal pass;
 5. the commit ``theta = theta_old + s p`` with ``s = r rho_a / ||p||`` in radius mode (else 1),
    times ``min(1, rho_a / (s ||p||))`` when ``update_cap="rho_a"``;
-6. validation loss/accuracy (eval mode) and the divergence check.
+6. the divergence check and, every ``val_every`` steps and after the last one, the
+   validation loss/accuracy (eval mode; in between the latest measurement is held).
 
 Divergence (a non-finite loss, gradient or weight, or a loss above ``divergence_loss``) is
 reported in the outcome, never raised. Work is counted in passes: forward, backward, JVP and
@@ -159,13 +160,21 @@ class Trainer:
         self.integrator = OptimizerIntegrator(self.model, config.optimizer, config.base_lr)
         n_train = len(self.data.y_train)
         self.batch_size = min(config.batch_size or n_train, n_train)
-        self._order = torch.empty(0, dtype=torch.long)
+        self._epoch: tuple[torch.Tensor, torch.Tensor] | None = None
         self._cursor = 0
         probe = torch.randperm(n_train, generator=self.generator)[: config.probe_size]
         self.probe = torch.sort(probe).values
+        n_val = len(self.data.y_val)
+        self._val_subset: tuple[torch.Tensor, torch.Tensor] | None = None
+        if config.val_size is not None and config.val_size < n_val:
+            pick = torch.randperm(n_val, generator=self.generator)[: config.val_size]
+            pick = torch.sort(pick).values
+            self._val_subset = (self.data.x_val[pick], self.data.y_val[pick])
         self.counters = Counters()
         self.step_count = 0
-        self.val_loss, self.val_accuracy = self._validate()
+        self.val_step = 0
+        """The step after which ``val_loss`` / ``val_accuracy`` were measured (0: at reset)."""
+        self.val_loss, self.val_accuracy = self._validate(full=True)
         self.loss = self.val_loss
         self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
         self.last_step: dict[str, Any] = {
@@ -183,12 +192,14 @@ class Trainer:
         n = len(self.data.y_train)
         if self.batch_size >= n:
             return self.data.x_train, self.data.y_train
-        if self._cursor + self.batch_size > len(self._order):
-            self._order = torch.randperm(n, generator=self.generator)
+        if self._epoch is None or self._cursor + self.batch_size > n:
+            # one gather per epoch; the batches are then slices (views) of the shuffled copy
+            order = torch.randperm(n, generator=self.generator)
+            self._epoch = (self.data.x_train[order], self.data.y_train[order])
             self._cursor = 0
-        idx = self._order[self._cursor : self._cursor + self.batch_size]
-        self._cursor += self.batch_size
-        return self.data.x_train[idx], self.data.y_train[idx]
+        start, self._cursor = self._cursor, self._cursor + self.batch_size
+        x, y = self._epoch
+        return x[start : self._cursor], y[start : self._cursor]
 
     def _sample_set(self, x_batch: torch.Tensor) -> torch.Tensor:
         if self.config.sample_set == "batch":
@@ -197,14 +208,24 @@ class Trainer:
             return self.data.x_train[self.probe]
         return self.data.x_train
 
-    def _validate(self) -> tuple[float, float]:
+    def _validation_due(self) -> bool:
+        """Whether the step just taken is measured: every ``val_every`` steps and the last."""
+        step = self.step_count
+        return step % self.config.val_every == 0 or step >= self.config.max_steps
+
+    def _validate(self, *, full: bool) -> tuple[float, float]:
+        """Validation (loss, accuracy) in eval mode: the whole split, or the ``val_size`` subset."""
+        x, y = (self.data.x_val, self.data.y_val)
+        if not full and self._val_subset is not None:
+            x, y = self._val_subset
         self.model.eval()
         with torch.no_grad():
-            logits = self.model(self.data.x_val) / self.config.temperature
-            loss = float(F.cross_entropy(logits, self.data.y_val))
-            accuracy = float((logits.argmax(dim=-1) == self.data.y_val).float().mean())
+            logits = self.model(x) / self.config.temperature
+            loss = float(F.cross_entropy(logits, y))
+            accuracy = float((logits.argmax(dim=-1) == y).float().mean())
         self.model.train()
         self.counters.eval_forward += 1
+        self.val_step = self.step_count
         return loss, accuracy
 
     # -- the step ---------------------------------------------------------------------------
@@ -220,7 +241,8 @@ class Trainer:
         before = Counters(**vars(self.counters))
         spike = self.spike(self.step_count)
         self.step_count += 1
-        self.model.train()
+        if not self.model.training:  # (train() walks every submodule: skip it when set)
+            self.model.train()
         x, y = self._next_batch()
         params = [p for _, p in self.integrator.named]
 
@@ -274,7 +296,8 @@ class Trainer:
         tau = scale * raw_tau
 
         self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
-        self.val_loss, self.val_accuracy = self._validate()
+        if self._validation_due():
+            self.val_loss, self.val_accuracy = self._validate(full=self.step_count >= cfg.max_steps)
         weights_ok = self.integrator.all_finite()
         diverged = (
             not weights_ok
@@ -353,6 +376,7 @@ class Trainer:
     ) -> StepOutcome:  # fmt: skip
         self.val_loss_prev, self.val_accuracy_prev = self.val_loss, self.val_accuracy
         self.val_loss, self.val_accuracy = math.inf, 0.0
+        self.val_step = self.step_count
         prev = self.state
         state = CEState(
             rho_a=prev.rho_a, r=math.nan, loss=loss, loss_change=math.nan, accuracy=accuracy,
@@ -397,6 +421,7 @@ class Trainer:
         metrics: dict[str, Any] = {
             **self.last_step,
             "step": self.step_count,
+            "val_step": self.val_step,
             "rho_a": s.rho_a,
             "r": s.r,
             "loss": s.loss,

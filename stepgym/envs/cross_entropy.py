@@ -41,7 +41,8 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     ``v = p / ||p||`` at the old weights over the sample set (``sample_set``: batch / probe /
     train; ``radius_method``: exact forward-mode JVP or cheap finite differences), then
     ``theta = theta_old + s p`` (``s = r rho_a / ||p||`` in radius mode, times
-    ``min(1, rho_a / tau)`` with ``update_cap="rho_a"``), then validation. BatchNorm: the radius
+    ``min(1, rho_a / tau)`` with ``update_cap="rho_a"``), then validation every ``val_every``
+    steps (default 10) and after the last one. BatchNorm: the radius
     differentiates the logits in the model's training mode (batch statistics, running
     statistics untouched). Training lives in :mod:`stepgym.crossentropy.trainer`, the radius in
     :mod:`stepgym.radius`, the optimizers in :mod:`stepgym.integrators.optimizers`.
@@ -94,6 +95,14 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     loss_progress + 10 divergence; ``"accuracy_cost"`` = val_accuracy + 0.01 step_cost +
     10 divergence. ``info["reward_terms"]`` holds the weighted terms.
 
+    The validation terms read the latest validation measurement: the validation pass runs
+    after every ``val_every``-th step and always after the last step, on the whole held-out
+    split (``val_size=m``: a fixed random subset of m samples in between; the last step still
+    uses the whole split). Between measurements ``val_accuracy_gain`` and ``loss_progress`` are
+    0 and ``val_accuracy`` holds the last value; at a measurement they compare with the
+    previous measurement, so the sum over an episode is unchanged (``"accuracy"`` still sums
+    to final - initial accuracy, both exact). ``val_every=1`` measures after every step.
+
     ## Starting State
 
     ``reset(seed)`` draws the train/validation split, the initial weights (PyTorch default
@@ -113,8 +122,9 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     :class:`stepgym.crossentropy.config.CrossEntropyConfig` is a keyword (task, model,
     optimizer, action, lr, lr_range, r_range, n_actions, max_steps, batch_size, sample_set,
     radius_method, temperature, spike_factor, spike_step, spike_mode, grad_clip, update_cap,
-    divergence_loss, features, reward, X, y, ...). ``info`` per step holds ``rho_a, r, tau, lr,
-    loss, accuracy, val_accuracy, val_loss, step, delta_a, grad_norm`` and the pass counters
+    divergence_loss, features, reward, val_every, val_size, X, y, ...). ``info`` per step holds
+    ``rho_a, r, tau, lr, loss, accuracy, val_accuracy, val_loss`` (the latest measurement,
+    taken after step ``val_step``), ``step, delta_a, grad_norm`` and the pass counters
     ``evaluations`` (= ``cost``), ``forward_passes, backward_passes, jvp_passes, hvp_passes``
     (cumulative, deterministic), plus ``optimizer_lr`` (the lr the optimizer stepped with),
     ``scale`` (s), ``raw_tau`` (||p||), ``r_target``, ``spike``. ``lr`` is the effective rate
