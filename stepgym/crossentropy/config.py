@@ -54,6 +54,17 @@ class CrossEntropyConfig:
     """Mini-batch size (None: full batch). Batches run through seeded epoch permutations."""
     val_fraction: float = 0.2
     """Share of the data held out for validation (stratified)."""
+    val_every: int = 10
+    """Validation cadence: the validation pass runs after every ``val_every``-th step and
+    always after the last step (``max_steps``), so the final score is exact; 1 measures after
+    every step. In between, ``info``'s ``val_loss`` / ``val_accuracy``, the ``val_accuracy``
+    feature and the reward terms read the most recent measurement (``info["val_step"]`` says
+    after which step it was taken), so the validation reward terms change only at a
+    measurement and ``val_accuracy_gain`` still telescopes to final - initial accuracy."""
+    val_size: int | None = None
+    """Validation samples of the in-between measurements: None uses the whole held-out split;
+    an int a fixed random subset of it drawn at reset. The measurements at reset and after the
+    last step always use the whole split."""
     n_samples: int | None = None
     """Dataset size of synthetic tasks (separable, worst_case, blobs)."""
     label_noise: float = 0.1
@@ -127,6 +138,9 @@ class CrossEntropyConfig:
         check_positive_int("probe_size", self.probe_size)
         check_positive_int("sharpness_iters", self.sharpness_iters)
         check_positive_int("hidden", self.hidden)
+        check_positive_int("val_every", self.val_every)
+        if self.val_size is not None:
+            check_positive_int("val_size", self.val_size)
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
         if self.n_samples is not None:
