@@ -43,6 +43,7 @@ from stepgym.integrators.rebound_calls import ReboundCalls, reported_warnings
 from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
 from stepgym.integrators.rule_loop import over_budget, rule_steps, rule_to
 from stepgym.integrators.step_rules import (
+    BAD_STEP,
     BUDGET,
     CLOCK_STOPPED,
     DONE,
@@ -80,8 +81,8 @@ _ENDS = {  # REBOUND status -> (reason, message), as REBOUND's Python exceptions
     7: ("close_encounter", "Two particles collided (d < r1+r2)"),
     BUDGET: ("stalled", "the advance exceeded its evaluation or wall budget"),
     CLOCK_STOPPED: ("stalled", "the clock stopped advancing"),
+    BAD_STEP: ("stalled", "the step rule gave a step that is not a positive number"),
 }
-_BAD_STEP_END = ("stalled", "the step rule gave a step that is not a positive number")
 
 
 def _import_rebound() -> Any:
@@ -276,7 +277,7 @@ class ReboundPropagator:
             return None, ""
         if code == _SIGINT:
             raise KeyboardInterrupt
-        return _ENDS.get(code, _BAD_STEP_END)
+        return _ENDS.get(code, ("stalled", f"REBOUND ended the advance with status {code}"))
 
     def _messages(self) -> tuple[tuple[str, ...], list[str]]:
         """REBOUND's queued messages: (warnings less the expected ones, errors)."""

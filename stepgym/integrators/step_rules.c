@@ -1,4 +1,4 @@
-/* Per-step rules of stepgym, run inside one compiled loop around REBOUND's steps.
+/* Per-step rules of stepgym, run from REBOUND's heartbeat inside one reb_simulation_steps call.
  *
  * Built by stepgym/integrators/step_rules.py with the system C compiler. REBOUND's structs are
  * read through byte offsets passed as -D macros (taken from REBOUND's ctypes definitions), so
