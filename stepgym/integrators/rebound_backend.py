@@ -281,7 +281,12 @@ class ReboundPropagator:
 
     def _messages(self) -> tuple[tuple[str, ...], list[str]]:
         """REBOUND's queued messages: (warnings less the expected ones, errors)."""
-        warnings, errors = self._c.pop_messages(self.sim.messages)
+        queue = self.sim.messages
+        if not queue:  # REBOUND allocates the queue with its first message
+            return (), []
+        warnings, errors = self._c.pop_messages(queue)
+        if not warnings:
+            return (), errors
         return reported_warnings(warnings, self.scheme.expected_warnings), errors
 
     def _integrate(self, t_end: float, exact: bool) -> int:
