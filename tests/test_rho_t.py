@@ -331,3 +331,18 @@ def test_rho_t_features_read_the_state_with_its_masses() -> None:
         assert obs[1] == pytest.approx(math.log10(rho / state.t_dyn), rel=1e-6, abs=1e-6)
         assert obs[0] != pytest.approx(math.log10(system_rho_t(x, v, np.ones(3))), rel=1e-3)
         assert np.all(obs >= low) and np.all(obs <= high)
+
+
+def test_time_ratio_features_survive_coinciding_bodies() -> None:
+    from stepgym.features import FeatureSet
+    from stepgym.threebody.features import THREE_BODY_FEATURES
+    from stepgym.threebody.records import ThreeBodyState
+
+    names = ["log_rho_t", "log_rho_t_over_t_dyn", "log_step_over_timescale"]
+    features = FeatureSet(THREE_BODY_FEATURES, names)
+    state = ThreeBodyState(t_dyn=0.0, last_step=1e-3)
+    state._positions[:] = [[0.0, 0, 0], [0.0, 0, 0], [1.0, 0, 0]]  # bodies 0 and 1 coincide
+    state._velocities[:] = [[0.0, 1.0, 0], [0.0, -1.0, 0], [0.0, 0, 0]]
+    state.fresh = True
+    obs = features(state)
+    assert obs.tolist() == [-10.0, -8.0, 4.0]  # rho_t = 0 (a collision now): floors; step / 0: top

@@ -28,6 +28,13 @@ def _log10(value: float) -> float:
     return math.log10(value) if value > 0.0 else -math.inf
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator; when two bodies coincide (t_dyn = 0): inf, or 0 for 0 / 0."""
+    if denominator > 0.0:
+        return numerator / denominator
+    return math.inf if numerator > 0.0 else 0.0
+
+
 _add(
     Feature(
         "positions",
@@ -101,7 +108,7 @@ _add(
 _add(
     Feature(
         "log_step_over_timescale",
-        lambda s: _log10(s.last_step / s.t_dyn) if s.last_step > 0.0 else -12.0,
+        lambda s: _log10(_ratio(s.last_step, s.t_dyn)) if s.last_step > 0.0 else -12.0,
         -12.0,
         4.0,
         doc="log10 (last integrator step / t_dyn); -12 before the first step",
@@ -171,7 +178,7 @@ _add(
 _add(
     Feature(
         "log_rho_t_over_t_dyn",
-        lambda s: _log10(_rho_t(s) / s.t_dyn),
+        lambda s: _log10(_ratio(_rho_t(s), s.t_dyn)),
         -8.0,
         4.0,
         doc="log10 (rho_t / t_dyn): below 0 when an encounter is coming faster than t_dyn says",
