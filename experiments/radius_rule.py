@@ -247,6 +247,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--name", default="radius_rule", help="results/<name>.md and .png")
     p.add_argument("--results-dir", type=Path, default=ROOT / "results")
+    p.add_argument(
+        "--resume", action="store_true", help="keep the cells already in results/<name>.json"
+    )
     args = p.parse_args()
 
     from stepgym.agents.domains import domain_for
@@ -262,11 +265,24 @@ def main() -> None:
         for integrator in args.integrators
     ]
     results: list[dict[str, Any]] = []
+    saved = args.results_dir / f"{args.name}.json"
+    if args.resume and saved.exists():
+        results = [
+            cell
+            for cell in json.loads(saved.read_text())
+            if (cell["r"], cell["ic_set"], cell["integrator"]) in cells
+        ]
+        print(f"resuming: {len(results)} cells kept from {saved}")
     ratios: dict[tuple[str, str], float] = {}  # eta / r at matched cost, refined as r shrinks
+    for cell in results:
+        ratios[(cell["ic_set"], cell["integrator"])] = cell["eta"] / cell["r"]
+    kept = {(cell["r"], cell["ic_set"], cell["integrator"]) for cell in results}
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         runner = Runner(pool, args.workers, seeds)
         for r, ic_set, integrator in cells:
+            if (r, ic_set, integrator) in kept:
+                continue
             env_kwargs = {
                 "integrator": integrator,
                 "ic_set": ic_set,
