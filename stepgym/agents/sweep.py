@@ -179,8 +179,9 @@ def run_trial(
     return record
 
 
-def trial_record(spec: TrialSpec, evaluation: Any, run_dir: Path, seconds: float) -> dict[str, Any]:
-    """The JSON record of a finished trial: its metrics and the policy's episodes."""
+def policy_outcome(evaluation: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """(metrics, episodes) of the policy in an :class:`EvaluationReport`: its summary, the
+    matched-cost comparison with the reference rule if there was one, and its episodes."""
     policy = evaluation.summaries[0]
     episodes = [row for row in evaluation.episodes if row["controller"] == "policy"]
     metrics: dict[str, Any] = {
@@ -206,17 +207,23 @@ def trial_record(spec: TrialSpec, evaluation: Any, run_dir: Path, seconds: float
             rule_bracketed=bool(rule["bracketed"]),
             rule_median_cost=float(rule["median_cost"]),
         )
+    return metrics, {
+        "error": [float(r["error"]) for r in episodes],
+        "cost": [float(r["cost"]) for r in episodes],
+        "failed": [bool(r["failed"]) for r in episodes],
+    }
+
+
+def trial_record(spec: TrialSpec, evaluation: Any, run_dir: Path, seconds: float) -> dict[str, Any]:
+    """The JSON record of a finished trial: its metrics and the policy's episodes."""
+    metrics, episodes = policy_outcome(evaluation)
     return {
         "key": spec.key,
         "config_id": spec.config_id,
         "params": spec.params,
         "status": "done",
         "metrics": metrics,
-        "episodes": {
-            "error": [float(r["error"]) for r in episodes],
-            "cost": [float(r["cost"]) for r in episodes],
-            "failed": [bool(r["failed"]) for r in episodes],
-        },
+        "episodes": episodes,
         "run_dir": str(run_dir),
         "seconds": seconds,
         "spec": spec.to_dict(),

@@ -27,13 +27,13 @@ __all__ = [
     "reproduce",
 ]
 
-_NOT_TARGETS = frozenset({"base", "common"})
+_NOT_TARGETS = frozenset({"base"})
 
 
 def load_targets() -> None:
     """Import every target module of this package (idempotent)."""
     for module in pkgutil.iter_modules(__path__):
-        if module.name not in _NOT_TARGETS:
+        if module.name not in _NOT_TARGETS and not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")
 
 
