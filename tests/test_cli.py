@@ -30,7 +30,7 @@ def test_help_lists_subcommands_and_documents_every_option(
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for sub in ("train", "evaluate", "transfer", "quickstart"):
+    for sub in ("train", "evaluate", "transfer", "quickstart", "sweep", "reproduce"):
         assert sub in out
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -51,6 +51,11 @@ def test_help_lists_subcommands_and_documents_every_option(
         (["evaluate", "--env-id", TOY, "--baselines", "timescle"], "Did you mean 'timescale'"),
         (["evaluate", "--env-id", TOY, "--n-episodes", "0"], "n-episodes must be a positive"),
         (["transfer"], "transfer needs --policies"),
+        (["sweep", "--grid", "learning_rat=1e-3"], "Did you mean 'learning_rate'"),
+        (["sweep", "--grid", "seed"], "must read NAME=VALUES"),
+        (["sweep", "--random", "learning_rate=lognormal:1:2"], "unknown distribution"),
+        (["sweep", "--scheduler", "asha"], "--metric eval_return --mode max"),
+        (["reproduce", "softmax-spik"], "Did you mean 'softmax-spike'"),
         ([], "Expected one of"),
     ],
 )

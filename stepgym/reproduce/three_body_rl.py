@@ -148,6 +148,34 @@ def _table(rows: list[dict[str, Any]], ratio_label: str) -> str:
     return "\n".join(lines)
 
 
+def _copy_plot(raw: SweepResult, eta: SweepResult, context: Context) -> Path | None:
+    """The matched-cost ratio plots of both sweeps side by side, into the results folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    titles = {"raw": "raw epsilon on IAS15 vs fixed", "eta": "eta on leapfrog vs rule"}
+    plots: list[tuple[str, Path]] = []
+    for label, result in (("raw", raw), ("eta", eta)):
+        path = result.report.files.get("ratio_plot") if result.report is not None else None
+        if path is not None:
+            plots.append((titles[label], path))
+    if not plots:
+        return None
+    figure, axes = plt.subplots(1, len(plots), figsize=(5 * len(plots), 4), squeeze=False)
+    for ax, (title, path) in zip(axes[0], plots, strict=True):
+        ax.imshow(mpimg.imread(path))
+        ax.set_title(title)
+        ax.axis("off")
+    figure.tight_layout()
+    out = context.plot_path("three-body-rl")
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
 @register("three-body-rl", "seed paper's protocol on REBOUND: RL vs fixed settings; transfer")
 def run(context: Context) -> Outcome:
     size = QUICK if context.quick else FULL
@@ -226,7 +254,7 @@ failures (energy error above the env's threshold, stalls) counted apart from err
 For the raw transfer, the action index i maps to the i-th value of each target's own raw range,
 as in the paper (IAS15 epsilon 1e-12..1e-1 -> fixed step 1e-6..1e-1 N-body units).
 """,
-        plot=eta.report.files.get("ratio_plot") if eta.report else None,
+        plot=_copy_plot(raw, eta, context),
         extra_files={
             "raw_sweep": raw.sweep_dir / "report.md",
             "eta_sweep": eta.sweep_dir / "report.md",
