@@ -58,7 +58,7 @@ class Size:
     horizon: float | None
 
 
-FULL = Size(100_000, 4, 50, 20, 5, None)
+FULL = Size(40_000, 4, 30, 10, 4, None)
 QUICK = Size(256, 2, 2, 2, 1, 1.0)
 
 
