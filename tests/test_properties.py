@@ -10,8 +10,10 @@ runs ten times as many, randomly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import typing
 import warnings
 from typing import Any
 
@@ -22,6 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import stepgym  # noqa: F401  (registers the environments)
+from stepgym.config_checks import matches
 from stepgym.errors import ConfigError
 from stepgym.threebody.config import ThreeBodyConfig
 
@@ -115,6 +118,12 @@ def test_three_body_kwargs_give_an_env_or_a_config_error(kwargs: dict[str, Any])
         event("refused with ConfigError")
         return
     event("env made")
+    config = env.unwrapped.config
+    hints = typing.get_type_hints(ThreeBodyConfig)
+    for field in dataclasses.fields(config):  # accepted means well-typed, field by field
+        assert matches(getattr(config, field.name), hints[field.name]), field.name
+    observation, _ = env.reset(seed=0)
+    assert np.isfinite(observation).all()
     env.close()
 
 
@@ -145,6 +154,20 @@ actions = st.one_of(
 )
 
 
+def _decodable(action: Any, kind: str) -> bool:
+    """The documented action contract: continuous = a finite numeric array of shape (1,);
+    discrete = one integer (shape () or (1,)) in [0, n_actions)."""
+    if isinstance(action, str | bytes | bool) or action is None:
+        return False
+    try:
+        array = np.asarray(action)
+    except (TypeError, ValueError):
+        return False
+    if kind == "continuous":
+        return array.shape == (1,) and array.dtype.kind in "iuf" and bool(np.isfinite(array).all())
+    return array.shape in ((), (1,)) and array.dtype.kind in "iu" and 0 <= int(array.flat[0]) < 10
+
+
 @pytest.mark.parametrize("action_kind", ["continuous", "discrete"])
 @bounded(40)
 @given(sequence=st.lists(actions, min_size=1, max_size=3))
@@ -159,7 +182,9 @@ def test_any_action_is_taken_or_ends_the_episode_as_invalid(
             observation, reward, terminated, truncated, info = env.unwrapped.step(action)
         assert np.isfinite(observation).all() and math.isfinite(reward)
         event(f"end: {info['termination_reason']}")
-        if info["termination_reason"] == "invalid_action":
+        invalid = info["termination_reason"] == "invalid_action"
+        assert invalid == (not _decodable(action, action_kind)), action
+        if invalid:
             assert terminated and not truncated
         if terminated or truncated:
             break
