@@ -111,6 +111,7 @@ class CrossEntropyConfig:
     """Labels of a custom task (n,)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # first: every later check may assume the annotated types
         for name, registry in (("task", TASKS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
             registry.get(getattr(self, name))  # raises with "did you mean"
         for name, choices in (
@@ -122,7 +123,6 @@ class CrossEntropyConfig:
             ("radius_action_kind", ("continuous", "discrete")),
         ):
             if getattr(self, name) not in choices:
-        check_field_types(self)  # first: every later check may assume the annotated types
                 raise ConfigError(
                     f"{name}={getattr(self, name)!r} is not valid; "
                     f"choose one of {', '.join(choices)}."
@@ -173,11 +173,11 @@ class CrossEntropyConfig:
         if (self.X is None) != (self.y is None):
             raise ConfigError("pass both X and y for a custom task, or neither.")
         if self.X is not None:
-            validate_arrays(self.X, self.y, self.val_fraction)
             if self.task not in ("custom", "digits"):
                 raise ConfigError(
                     f"X and y given together with task={self.task!r}; use task='custom'."
                 )
+            validate_arrays(self.X, self.y, self.val_fraction)
             object.__setattr__(self, "task", "custom")
         elif self.task == "custom":
             raise ConfigError("task='custom' needs X (n, d) and y (n,) keyword arguments.")
