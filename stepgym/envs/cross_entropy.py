@@ -113,8 +113,10 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
 
     Terminated with ``info["termination_reason"] == "diverged"`` when a loss, gradient or weight
     becomes non-finite or a loss exceeds ``divergence_loss`` (no exception is raised);
-    ``"invalid_action"`` for an action outside the space. Truncated with ``"step_budget"``
-    after ``max_steps`` steps.
+    ``"invalid_action"`` for an action outside the space (a wrong shape, not a number, NaN),
+    scored as a divergence that also charges the remaining steps at the last step's passes, so
+    it never pays better than a real step. Truncated with ``"step_budget"`` after
+    ``max_steps`` steps.
 
     ## Arguments
 

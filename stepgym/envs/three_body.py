@@ -102,7 +102,9 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         r_k = -(log10 E_k - log10 E_{k-1}) - w (log10 C_k - log10 C_{k-1}) - 5 [failure]
 
     (failure = energy_error, stalled or invalid_action; on a failure C_k is also projected to
-    the horizon, C_k / (t_k / horizon), so that failing early never saves cost).
+    the horizon, C_k / (t_k / horizon), so that failing early never saves cost). An
+    invalid action is scored as the worst failure the decision could have had (the energy
+    error of a NaN, the whole decision budget spent), so it never pays better than a real one.
     ``"linear_cost"`` charges ``w * (C_k - C_{k-1}) / 1e4`` instead (failures projected the
     same way). Choose it for fixed-step schemes in ``step_mode="timescale"``: there the error
     grows as eta^p and the work as 1/eta, so the ``"default"`` return is linear in log eta
