@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stepgym.agents.baselines import BASELINES, BaselineSpec, check_baseline
 from stepgym.agents.config import EvaluateConfig
 from stepgym.agents.domains import Domain, domain_for
@@ -260,7 +262,7 @@ def save_pictures(
         name = re.sub(r"[^A-Za-z0-9.=+-]+", "_", contender.label).strip("_")
         path = out_dir / PICTURES_DIR / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        imsave(path, frame)
+        imsave(path, np.asarray(frame))
         files[f"picture:{contender.label}"] = path
     return files
 
