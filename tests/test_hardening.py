@@ -177,7 +177,8 @@ def test_make_vec_env_works_on_both_ids(env_id: str) -> None:
         assert np.isfinite(observations).all() and np.isfinite(rewards).all()
     finally:
         venv.close()
-    bare = make_vec_env(env_id, n_envs=2)
+    bare = make_vec_env(env_id, n_envs=8)  # SB3's idiom exactly, default arguments
+    assert bare.reset().shape[0] == 8 and bare.render_mode == "rgb_array"
     bare.close()
 
 
