@@ -163,16 +163,17 @@ def fmt(triple: tuple[float, float, float], digits: int = 3) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     header = (
-        "| set | integrator | r | cost radius | eta matched | cost timescale | "
+        "| set | integrator | starts | r | cost radius | eta matched | cost timescale | "
         "median radius | median timescale | p90 radius | p90 timescale | "
         "median ratio ts/rad | p90 ratio ts/rad | failures rad / ts | "
-        "end reasons rad / ts |\n|" + "---|" * 14 + "\n"
+        "end reasons rad / ts |\n|" + "---|" * 15 + "\n"
     )
     lines = []
     for res in sorted(results, key=lambda x: (x["ic_set"], x["integrator"], x["r"])):
         s = res["stats"]
         lines.append(
-            f"| {res['ic_set']} | {res['integrator']} | {res['r']:g} | {res['cost_radius']:.4g} | "
+            f"| {res['ic_set']} | {res['integrator']} | {res.get('starts', 100)} | {res['r']:g} | "
+            f"{res['cost_radius']:.4g} | "
             f"{res['eta']:.4g} | {res['cost_timescale']:.4g} | {fmt(s['rad_median'])} | "
             f"{fmt(s['ts_median'])} | {fmt(s['rad_p90'])} | {fmt(s['ts_p90'])} | "
             f"{fmt(s['median_ratio'])} | {fmt(s['p90_ratio'])} | "
@@ -267,22 +268,17 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     saved = args.results_dir / f"{args.name}.json"
     if args.resume and saved.exists():
-        results = [
-            cell
-            for cell in json.loads(saved.read_text())
-            if (cell["r"], cell["ic_set"], cell["integrator"]) in cells
-        ]
+        results = json.loads(saved.read_text())
         print(f"resuming: {len(results)} cells kept from {saved}")
     ratios: dict[tuple[str, str], float] = {}  # eta / r at matched cost, refined as r shrinks
     for cell in results:
         ratios[(cell["ic_set"], cell["integrator"])] = cell["eta"] / cell["r"]
     kept = {(cell["r"], cell["ic_set"], cell["integrator"]) for cell in results}
+    cells = [cell for cell in cells if cell not in kept]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         runner = Runner(pool, args.workers, seeds)
         for r, ic_set, integrator in cells:
-            if (r, ic_set, integrator) in kept:
-                continue
             env_kwargs = {
                 "integrator": integrator,
                 "ic_set": ic_set,
@@ -293,8 +289,9 @@ def main() -> None:
             }
             result = run_cell(args, runner, env_kwargs, r, ratios.get((ic_set, integrator), 0.7))
             ratios[(ic_set, integrator)] = result["eta"] / r
+            result["command"] = command
             results.append(result)
-            done = f"{len(results)} of {len(cells)} cells"
+            done = f"{len(results)} cells"
             write(args, results, seeds, command, time.perf_counter() - start, done)
 
 
@@ -319,6 +316,8 @@ def run_cell(
         "ic_set": env_kwargs["ic_set"],
         "integrator": env_kwargs["integrator"],
         "r": r,
+        "starts": len(radius_rows),
+        "horizon_slices": args.horizon_slices,
         "eta": eta,
         "cost_radius": target,
         "cost_timescale": median_cost(ts_rows),
@@ -343,13 +342,16 @@ def write(
     png = out / f"{args.name}.png"
     plot(results, png)
     (out / f"{args.name}.json").write_text(json.dumps(results, indent=1, default=str))
+    commands = dict.fromkeys(cell.get("command", command) for cell in results)
     text = (
         f"# Radius rule against the timescale rule at matched cost\n\n"
-        f"Command: `{command}` ({seconds / 60:.0f} min with {args.workers} workers; "
-        f"{done})\n\n"
-        f'Settings: ThreeBody-v0, `split="test"`, {len(seeds)} starts (evaluator seeds '
-        f"{seeds[0]}..{seeds[-1]}), one decision per slice, horizon {args.horizon_slices:g} "
-        f"slices, continuous action, max_wall_per_decision {args.max_wall_per_decision:g} s "
+        f"Commands (each cell in `{args.name}.json` records its own; the last ran "
+        f"{seconds / 60:.0f} min with {args.workers} workers; {done}):\n\n"
+        + "".join(f"    {c}\n" for c in commands)
+        + f'\nSettings: ThreeBody-v0, `split="test"`, the first `starts` evaluator seeds '
+        f"({seeds[0]}, {seeds[0] + 1}, ...), one decision per slice, horizon "
+        f"{args.horizon_slices:g} slices, continuous action, max_wall_per_decision "
+        f"{args.max_wall_per_decision:g} s "
         f"(so that no run fails on wall time), eta matched to the radius rule's median cost "
         f"within {args.cost_rtol:.0%} (at most {args.match_tries} tries), "
         f"{args.bootstrap} bootstrap resamples of the starts (paired for the ratios).\n\n"
