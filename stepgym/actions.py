@@ -43,6 +43,9 @@ class LogActionMap:
     n: int = 10
     """Number of log-spaced values in discrete mode."""
     space: spaces.Space[Any] = field(init=False, repr=False, compare=False)
+    _log_low: float = field(init=False, repr=False, compare=False)
+    _log_span: float = field(init=False, repr=False, compare=False)
+    _grid: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:
@@ -62,6 +65,12 @@ class LogActionMap:
         else:
             space = spaces.Discrete(self.n)
         object.__setattr__(self, "space", space)
+        # Decoding runs once per decision: the logs and the discrete grid are computed once
+        # here (the same expressions as before, so the same bits).
+        log_low, log_high = math.log10(self.low), math.log10(self.high)
+        object.__setattr__(self, "_log_low", log_low)
+        object.__setattr__(self, "_log_span", log_high - log_low)
+        object.__setattr__(self, "_grid", tuple(self.values.tolist()))
 
     @property
     def values(self) -> np.ndarray:
@@ -86,7 +95,7 @@ class LogActionMap:
                     f"discrete action {index} is out of range; "
                     f"choose an integer in [0, {self.n - 1}]."
                 )
-            return float(self.values[index])
+            return float(self._grid[index])
         if arr is None or arr.shape != (1,):
             shape = f"shape {arr.shape}" if arr is not None else f"type {type(action).__name__}"
             raise InvalidActionError(
@@ -101,13 +110,11 @@ class LogActionMap:
     def from_unit(self, unit: float) -> float:
         """Setting for a continuous action ``unit`` in [-1, 1] (clipped)."""
         u = min(1.0, max(-1.0, unit))
-        log_low, log_high = math.log10(self.low), math.log10(self.high)
-        return float(10.0 ** (log_low + (u + 1.0) * 0.5 * (log_high - log_low)))
+        return float(10.0 ** (self._log_low + (u + 1.0) * 0.5 * self._log_span))
 
     def to_unit(self, setting: float) -> float:
         """Inverse of :meth:`from_unit`: the continuous action that gives ``setting`` (clipped)."""
-        log_low, log_high = math.log10(self.low), math.log10(self.high)
-        u = 2.0 * (math.log10(setting) - log_low) / (log_high - log_low) - 1.0
+        u = 2.0 * (math.log10(setting) - self._log_low) / self._log_span - 1.0
         return min(1.0, max(-1.0, u))
 
     def encode(self, setting: float) -> np.ndarray | int:
@@ -120,6 +127,8 @@ class LogActionMap:
 def _numeric_array(action: object) -> np.ndarray | None:
     """``action`` as an int or float array, or None if it is not numeric (strings, bools,
     None, ragged lists)."""
+    if type(action) is np.ndarray:  # what agents pass, once per decision: no conversion
+        return action if action.dtype.kind in "iuf" else None
     if isinstance(action, str | bytes) or action is None:
         return None
     try:

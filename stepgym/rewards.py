@@ -59,19 +59,21 @@ class WeightedReward(Generic[S]):
         self.terms: tuple[tuple[RewardTerm[S], float], ...] = tuple(
             (registry.get(name), _finite_weight(name, w)) for name, w in weights.items()
         )
+        # (name, function, weight) unpacked once: the sum runs once per decision
+        self._scored = tuple((term.name, term.fn, weight) for term, weight in self.terms)
 
     def __call__(self, transition: S) -> tuple[float, dict[str, float]]:
         """(total reward, {term: weighted value}). Non-finite terms are a bug and raise."""
-        parts: dict[str, float] = {}
-        for term, weight in self.terms:
-            value = weight * float(term.fn(transition))
-            if not math.isfinite(value):
-                raise RuntimeError(
-                    f"reward term {term.name!r} returned a non-finite value ({value}); "
-                    f"terms must stay finite even on failed steps."
-                )
-            parts[term.name] = value
-        return float(sum(parts.values())), parts
+        parts = {name: weight * float(fn(transition)) for name, fn, weight in self._scored}
+        total = float(sum(parts.values()))
+        if not math.isfinite(total):  # a non-finite term makes the total non-finite
+            for name, value in parts.items():
+                if not math.isfinite(value):
+                    raise RuntimeError(
+                        f"reward term {name!r} returned a non-finite value ({value}); "
+                        f"terms must stay finite even on failed steps."
+                    )
+        return total, parts
 
 
 def _finite_weight(name: str, weight: object) -> float:

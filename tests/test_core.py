@@ -122,3 +122,60 @@ def test_feature_recipe_in_the_features_docstring_works() -> None:
         env.close()
     finally:
         THREE_BODY_FEATURES._entries.pop("log_time_left", None)
+
+
+def test_feature_row_path_matches_batch_sanitize_bit_for_bit() -> None:
+    """``FeatureSet.__call__`` (plain Python, one row) and ``write`` + ``sanitize`` (NumPy,
+    the vector env's batches) give the same float32 bits, edge values included."""
+    reg: Registry[Feature[dict]] = Registry("feature")
+    reg.add("s", Feature("s", lambda s: s["s"], 0.0, 1.0))  # a bound at zero: -0.0 vs 0.0
+    reg.add("n", Feature("n", lambda s: s["n"], -2.0, 3.0, nan_value=7.0))  # NaN -> clipped
+    reg.add("v", Feature("v", lambda s: s["v"], -1.0, 1.0, size=3, nan_value=0.0))
+    reg.add("t", Feature("t", lambda s: s["t"], -0.1, 0.3))  # bounds not exact in float32
+    fs = FeatureSet(reg, ["s", "n", "v", "t"])
+    edge = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 2.5, 1e-300, -2.0, 3.0, 0.3, -0.1]
+    odd_types = [True, 1, np.float32(0.5), np.float64(-3.0), np.array([0.25])]
+    rows = []
+    for k, x in enumerate(edge + odd_types):
+        y = edge[(k + 3) % len(edge)]
+        state = {"s": x, "n": y, "v": [y, -y, edge[k % len(edge)]], "t": x}
+        row = fs(state)
+        raw = np.empty(fs.space.shape[0])
+        fs.write(state, raw)
+        expected = fs.sanitize(raw.copy())
+        assert row.dtype == np.float32 and fs.space.contains(row)
+        np.testing.assert_array_equal(row.view(np.uint32), expected.view(np.uint32))
+        rows.append((row, raw))
+    batch = fs.sanitize(np.stack([raw for _, raw in rows]))
+    np.testing.assert_array_equal(
+        batch.view(np.uint32), np.stack([r for r, _ in rows]).view(np.uint32)
+    )
+    assert fs({"s": -0.0, "n": np.nan, "v": [np.nan] * 3, "t": 0.3}).tolist() == [
+        0.0, 3.0, 0.0, 0.0, 0.0, pytest.approx(0.3)
+    ]  # fmt: skip
+    assert not np.signbit(fs({"s": -0.0, "n": 0.0, "v": [0.0] * 3, "t": 0.0})[0])
+
+
+def test_weighted_reward_names_the_non_finite_term() -> None:
+    reg: Registry[RewardTerm[float]] = Registry("reward term")
+    reg.add("fine", RewardTerm("fine", lambda t: 1.0))
+    reg.add("bad", RewardTerm("bad", lambda t: t))
+    reward = WeightedReward(reg, {"fine": 2.0, "bad": 1.0})
+    assert reward(0.5) == (2.5, {"fine": 2.0, "bad": 0.5})
+    for value in (np.nan, np.inf, -np.inf):
+        with pytest.raises(RuntimeError, match="'bad' returned a non-finite value"):
+            reward(value)
+
+
+def test_log_action_map_decodes_with_the_documented_formulas() -> None:
+    low, high = 3e-5, 0.7
+    cont = LogActionMap(low, high)
+    log_low, log_high = np.log10(low), np.log10(high)
+    for u in np.linspace(-1.0, 1.0, 41).astype(np.float32):
+        setting = 10.0 ** (log_low + (float(u) + 1.0) * 0.5 * (log_high - log_low))
+        assert cont.decode(np.array([u])) == setting
+        unit = 2.0 * (np.log10(setting) - log_low) / (log_high - log_low) - 1.0
+        assert cont.to_unit(setting) == min(1.0, max(-1.0, unit))
+    disc = LogActionMap(low, high, "discrete", n=7)
+    assert [disc.decode(i) for i in range(7)] == disc.values.tolist()
+    assert disc.decode(np.array([6])) == high

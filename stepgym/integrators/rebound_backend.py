@@ -192,6 +192,7 @@ class ReboundPropagator:
         self.address = ctypes.addressof(sim)
         self._cap_address = self.scheme.step_cap_address()
         self._request[PER_STEP] = self.scheme.evaluations_per_step or 0.0
+        self._chunk = max(1, _CHUNK_EVALUATIONS // (self.scheme.evaluations_per_step or 1))
         offset = type(sim).exact_finish_time.offset  # REBOUND's Python __setattr__ is slow
         self._exact_finish_time = ctypes.c_int.from_address(self.address + offset)
         self.view = ParticleView(sim)
@@ -266,9 +267,11 @@ class ReboundPropagator:
             status, message = _ENDS[BUDGET]
         if status is None and not math.isfinite(sim.t + sim.dt_last_done):
             status, message = "stalled", "the clock or step became non-finite"
-        notes, errors = self._messages()
-        if errors and status is None:
-            status, message = "stalled", "REBOUND error: " + "; ".join(errors)
+        notes: tuple[str, ...] = ()
+        if sim.messages:  # REBOUND allocates its message queue with the first message
+            notes, errors = self._messages()
+            if errors and status is None:
+                status, message = "stalled", "REBOUND error: " + "; ".join(errors)
         work = Work(evaluations, steps, time.perf_counter() - start)
         return AdvanceResult(work, status, message, notes)
 
@@ -307,7 +310,7 @@ class ReboundPropagator:
         in bulk between budget checks."""
         sim, steps, address = self.sim, self._c.steps, self.address
         per_step = self.scheme.evaluations_per_step or 1
-        chunk = max(1, _CHUNK_EVALUATIONS // per_step)
+        chunk = self._chunk
         steps0, left = sim.steps_done, n_steps
         while (sim.t < t_end) if left is None else left > 0:
             if left is None:  # all but the last step in bulk; the last one(s) singly

@@ -30,6 +30,11 @@ from typing import Any, ClassVar
 
 from stepgym.registry import Registry
 
+# REBOUND's Simulation.__setattr__ special-cases only ``integrator`` and otherwise calls
+# ctypes' own; setting the ``dt`` field through ctypes directly saves that Python frame on
+# every decision.
+_set_field = ctypes.Structure.__setattr__
+
 
 class ReboundIntegrator:
     """A REBOUND integrator and how an agent's setting is applied to it."""
@@ -57,11 +62,11 @@ class ReboundIntegrator:
 
     def apply_raw(self, sim: Any, value: float) -> None:
         """Use the raw setting ``value`` (step or accuracy parameter) from now on."""
-        sim.dt = value
+        _set_field(sim, "dt", value)
 
     def apply_step(self, sim: Any, dt: float) -> None:
         """Take the next steps with length ``dt``."""
-        sim.dt = dt
+        _set_field(sim, "dt", dt)
 
     def enter_step_mode(self, sim: Any) -> None:
         """Put the scheme in the mode ``apply_step`` uses, without setting a step (the

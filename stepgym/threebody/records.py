@@ -23,7 +23,7 @@ def log_error(energy_error: float) -> float:
     return math.log10(max(energy_error, ERROR_FLOOR))
 
 
-@dataclass
+@dataclass(slots=True)  # slots: read and written several times per decision
 class ThreeBodyState:
     """The snapshot the features read (updated in place by the environment).
 
@@ -78,7 +78,7 @@ class ThreeBodyState:
         return self._velocities
 
 
-@dataclass
+@dataclass(slots=True)  # slots: read and written several times per decision
 class ThreeBodyTransition:
     """The record of one decision that the reward terms read."""
 
