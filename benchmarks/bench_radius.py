@@ -13,10 +13,17 @@ models: ``zero_grad; forward; cross-entropy; backward`` and then
   no-grad forward, the training forward's logits reused).
 
 Repeats are interleaved (alternating order) and the ratio of medians is reported. Then whole
-environment steps per second (``gymnasium.make("stepgym/CrossEntropy-v0")``, including
-validation every step).
+environment steps per second (``gymnasium.make("stepgym/CrossEntropy-v0")``, default
+validation cadence; ``benchmarks/bench_cross_entropy.py`` compares cadences).
 
-Run: ``python benchmarks/bench_radius.py [--repeats 60] [--block 5]``. Single torch thread.
+Run: ``python benchmarks/bench_radius.py [--repeats 60] [--block 5] [--clock wall|cpu]``.
+Single torch thread. ``--clock cpu`` times with the thread's CPU clock, which a machine shared
+with other jobs perturbs far less than the wall clock (preemption is not counted).
+``--steady-heap`` first tells glibc's malloc never to return memory to the system (no trim,
+no per-allocation ``mmap``), as PyTorch's CPU tuning guide does by preloading jemalloc or
+tcmalloc: with the default settings large activation buffers come back as fresh pages whose
+page faults (10-40% of a full-batch CNN step) land on whichever step happens to allocate
+them, in both kinds of step alike.
 The paper's figures (GPU, ResNet-18, batch 128): exact JVP 2.28x, finite differences 1.66x.
 """
 
@@ -89,22 +96,42 @@ def make_steps(model_name: str, batch: int | None) -> dict[str, Callable[[], Non
     return {kind: Stepper(model_name, batch, kind) for kind in ("plain", "jvp", "fd")}
 
 
-def time_block(step: Callable[[], None], block: int) -> float:
-    start = time.perf_counter()
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def steady_heap() -> bool:
+    """Switch off glibc malloc's trimming and mmap for large blocks (False: not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def time_block(step: Callable[[], None], block: int, clock: Callable[[], float]) -> float:
+    start = clock()
     for _ in range(block):
         step()
-    return (time.perf_counter() - start) / block
+    return (clock() - start) / block
 
 
-def overhead(model_name: str, batch: int | None, repeats: int, block: int) -> dict[str, float]:
+def overhead(
+    model_name: str, batch: int | None, repeats: int, block: int, clock: Callable[[], float]
+) -> dict[str, float]:
     steps = make_steps(model_name, batch)
     for step in steps.values():  # warm up
-        time_block(step, 3)
+        time_block(step, 3, clock)
     times: dict[str, list[float]] = {k: [] for k in steps}
     order = list(steps)
     for rep in range(repeats):
         for kind in order if rep % 2 == 0 else order[::-1]:
-            times[kind].append(time_block(steps[kind], block))
+            times[kind].append(time_block(steps[kind], block, clock))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "plain_ms": 1e3 * med["plain"],
@@ -131,11 +158,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--block", type=int, default=5)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    parser.add_argument("--skip-env", action="store_true", help="skip the env steps/s part")
+    parser.add_argument("--steady-heap", action="store_true", help="no malloc trim / mmap")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    heap = "default malloc"
+    if args.steady_heap:
+        heap = "steady heap" if steady_heap() else "default malloc (mallopt unavailable)"
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "
-        f"Adam, digits; {args.repeats} interleaved repeats x {args.block} steps, medians"
+        f"Adam, digits; {args.repeats} interleaved repeats x {args.block} steps, medians, "
+        f"{args.clock} clock, {heap}"
     )
     print(
         f"{'model':<6} {'batch':>5} {'plain ms':>9} {'+jvp ms':>8} {'ratio':>6} "
@@ -143,14 +177,16 @@ def main() -> None:
     )
     for model in ("mlp", "cnn"):
         for batch in (64, None):
-            res = overhead(model, batch, args.repeats, args.block)
+            res = overhead(model, batch, args.repeats, args.block, CLOCKS[args.clock])
             label = "full" if batch is None else str(batch)
             print(
                 f"{model:<6} {label:>5} {res['plain_ms']:9.3f} {res['jvp_ms']:8.3f} "
                 f"{res['jvp_ratio']:5.2f}x {res['fd_ms']:7.3f} {res['fd_ratio']:5.2f}x"
             )
     print("paper (GPU, ResNet-18, batch 128): exact JVP 2.28x, finite differences 1.66x")
-    print("environment steps per second (batch 64, validation every step):")
+    if args.skip_env:
+        return
+    print("environment steps per second (batch 64, default validation cadence, wall clock):")
     for model in ("mlp", "cnn"):
         for action in ("continuous", "radius"):
             rate = env_steps_per_second(model, action)

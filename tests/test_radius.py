@@ -280,3 +280,65 @@ def test_uncovered_layers_fall_back_to_dual_tensors() -> None:
     assert forward_recording(covered, x)[1] is None
     with pytest.raises(ConfigError, match="lacks tangents"):
         directional_logit_derivatives(model[:1], x, {})
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_batchnorm", "mlp_layernorm"])
+@pytest.mark.parametrize("training", [True, False])
+def test_chunks_and_folds_give_the_same_jvp(
+    name: str, training: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cache-sized chunks of samples and pooling folded into the head change nothing but
+    round-off; samples coupled by batch statistics stay in one chunk."""
+    from stepgym.slopes import sequential
+
+    torch.manual_seed(0)
+    model = build_model(name, ModelSpec(64, 10, 8, hidden=16)).double().train(training)
+    x = torch.randn(40, 64, dtype=torch.float64)
+    direction = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    z_ref, a_ref = _forward_ad(model, x, direction)
+    monkeypatch.setattr(sequential, "MIN_CHUNKED_ROWS", 1)
+    monkeypatch.setattr(sequential, "CHUNK_BYTES", 2048)  # a few samples per chunk
+    monkeypatch.setattr(sequential, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(sequential, "SHAPE_ONLY_BYTES", 0)
+    monkeypatch.setattr(sequential, "FOLD_MIN_ROWS", 1)
+    pulls = []
+    pull_back = sequential._pull_back
+    monkeypatch.setattr(sequential, "_pull_back", lambda *a: pulls.append(1) or pull_back(*a))
+    _, activations = forward_recording(model, x)
+    with torch.no_grad():
+        for n, b in model.named_buffers():
+            b.copy_(buffers[n])
+    prepared = sequential.sequential_jvp(model, x, direction, activations=activations)
+    assert prepared is not None
+    coupled = name == "cnn_batchnorm" and training
+    assert (len(prepared[1]) == 1) == coupled
+    for known in (activations, None):  # the training forward's inputs, or a fresh primal
+        z, a = directional_logit_derivatives(model, x, direction, activations=known)
+        torch.testing.assert_close(z, z_ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(a, a_ref, rtol=1e-12, atol=1e-12)
+        spread = max_logit_spread(model, x, direction, activations=known)
+        assert spread == pytest.approx(float(logit_spread(a_ref).max()), rel=1e-12)
+    assert bool(pulls) == name.startswith("cnn")  # the pooling + flatten runs were folded
+
+
+def test_recorded_forward_keeps_only_what_the_jvp_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepgym.slopes import sequential
+
+    monkeypatch.setattr(sequential, "SHAPE_ONLY_BYTES", 0)  # (small ones are held by default)
+    torch.manual_seed(0)
+    model = build_model("cnn", ModelSpec(64, 10, 8, hidden=16))
+    x = torch.randn(5, 64)
+    logits, activations = forward_recording(model, x)
+    assert activations is not None
+    held = [a.stride() != (0,) * a.ndim for a in activations]
+    # inputs, conv inputs (ReLU outputs), the head's input and the logits are held; the
+    # convolution outputs, the pooled map and the identity placeholders are shapes only
+    assert held == [True, True, False, False, True, False, False, True, False, True, True]
+    assert activations[-1] is logits
+    h, shapes = x, [x.shape]
+    with torch.no_grad():
+        for module in model:
+            h = module(h)
+            shapes.append(h.shape)
+    assert [a.shape for a in activations] == shapes

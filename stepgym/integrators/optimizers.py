@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from stepgym.radius import tensor_norm
 from stepgym.registry import Registry
+from stepgym.slopes.params import tensor_norm
 
 logger = logging.getLogger(__name__)
 
