@@ -54,7 +54,7 @@ def test_help_lists_subcommands_and_documents_every_option(
         (["sweep", "--grid", "learning_rat=1e-3"], "Did you mean 'learning_rate'"),
         (["sweep", "--grid", "seed"], "must read NAME=VALUES"),
         (["sweep", "--random", "learning_rate=lognormal:1:2"], "unknown distribution"),
-        (["sweep", "--scheduler", "asha"], "--metric eval_return --mode max"),
+        (["sweep", "--scheduler", "asha", "--metric", "median_error"], "--metric eval_return"),
         (["reproduce", "softmax-spik"], "Did you mean 'softmax-spike'"),
         ([], "Expected one of"),
     ],

@@ -244,3 +244,28 @@ def test_sweep_killed_after_its_first_trial_reruns_no_finished_trial(private_dir
     assert attempts.count(other) >= 1
     rows = (tmp_path / "killed" / "trials.csv").read_text().splitlines()
     assert len(rows) == 3  # header + one row per trial: nothing counted twice
+
+
+@pytest.mark.slow
+def test_asha_stops_lagging_trials_and_a_rerun_keeps_them_stopped(private_dir: Path) -> None:
+    from stepgym.agents.sweep import sweep
+
+    train = TrainConfig(
+        **{**TINY_TRAIN.__dict__, "total_timesteps": 256, "eval_freq": 32, "n_eval_episodes": 1}
+    )
+    config = SweepConfig(
+        train=train,
+        grid=("seed=0,1,2,3",),
+        n_episodes=2,
+        bisect_iters=0,
+        out_dir=private_dir,
+        num_cpus=2,
+        n_bootstrap=100,
+        scheduler="asha",
+    )
+    result = sweep(config)
+    assert result.errors == []
+    statuses = sorted(r["status"] for r in result.records)
+    assert len(statuses) == 4 and "stopped" in statuses and "done" in statuses
+    again = sweep(config)
+    assert again.ran == [] and len(again.records) == 4  # stopped trials are not started again

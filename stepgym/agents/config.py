@@ -223,14 +223,10 @@ class SweepConfig:
     scheduler: Literal["none", "asha"] = "none"
     """'asha' stops trials early whose periodic held-out return ('eval_return', reported at
     every --train.eval-freq) lags the others; stopped trials are reported as such."""
-    search: Literal["grid", "optuna"] = "grid"
-    """'grid' runs the grid x random draws; 'optuna' lets Optuna choose --num-samples draws of
-    the --random parameters (needs the optuna package), optimising --metric."""
-    metric: str = "matched_error_ratio"
-    """Metric the scheduler or the search optimises: matched_error_ratio (policy over rule
-    median error at the policy's cost), median_error, p90_error, failure_rate, median_cost
-    or eval_return."""
-    mode: Literal["min", "max"] = "min"
+    metric: str = "eval_return"
+    """Metric the scheduler compares trials on; ASHA needs 'eval_return' (the periodic
+    held-out return, the only figure a trial reports while it trains)."""
+    mode: Literal["min", "max"] = "max"
     """Whether --metric is minimised or maximised."""
     n_bootstrap: int = 2000
     """Bootstrap resamples of the intervals."""

@@ -112,19 +112,20 @@ class EvalReportCallback(BaseCallback):
     training's EvalCallback, which runs just before this one at the same calls)."""
 
     def __init__(
-        self, report: Callable[[dict[str, Any]], None], runs_dir: Path, every: int
+        self, report: Callable[[dict[str, Any]], None] | None, runs_dir: Path, every: int
     ) -> None:
         super().__init__()
         self.report, self.runs_dir, self.every = report, runs_dir, every
+        self.last = float("nan")
+        """The latest periodic held-out return."""
 
     def _on_step(self) -> bool:
         if self.n_calls % self.every == 0:
             # the run directory is named when training starts; the trial's runs_dir holds one
             for path in self.runs_dir.glob("*/eval/evaluations.npz"):
-                results = np.load(path)["results"]
-                self.report(
-                    {ASHA_METRIC: float(np.mean(results[-1])), "timesteps": self.num_timesteps}
-                )
+                self.last = float(np.mean(np.load(path)["results"][-1]))
+                if self.report is not None:
+                    self.report({ASHA_METRIC: self.last, "timesteps": self.num_timesteps})
         return True
 
 
@@ -141,11 +142,13 @@ def run_trial(
     spec: TrialSpec,
     sweep_dir: Path,
     report: Callable[[dict[str, Any]], None] | None = None,
+    report_progress: bool = False,
 ) -> dict[str, Any]:
     """Train, evaluate on held-out instances, write the record; return the trial's metrics.
 
-    ``report`` (e.g. ``ray.tune.report``) receives the periodic held-out return during
-    training, then the final metrics.
+    ``report`` (e.g. ``ray.tune.report``) receives the final metrics and, with
+    ``report_progress`` (for a scheduler such as ASHA), the periodic held-out return during
+    training.
     """
     from stepgym.agents.evaluate import evaluate
     from stepgym.agents.train import train
@@ -156,10 +159,9 @@ def run_trial(
     runs_dir = store.runs_dir(spec.key)
     shutil.rmtree(runs_dir, ignore_errors=True)  # what a killed attempt left behind
     config = train_config(spec, runs_dir)
-    callbacks: list[BaseCallback] = []
-    if report is not None and config.eval_freq > 0:
-        every = max(config.eval_freq // config.n_envs, 1)
-        callbacks.append(EvalReportCallback(report, runs_dir, every))
+    every = max(config.eval_freq // config.n_envs, 1)
+    progress = EvalReportCallback(report if report_progress else None, runs_dir, every)
+    callbacks: list[BaseCallback] = [progress] if config.eval_freq > 0 else []
     run_dir = train(config, callbacks=callbacks)
     evaluation = evaluate(
         EvaluateConfig(
@@ -174,8 +176,8 @@ def run_trial(
     )
     record = trial_record(spec, evaluation, run_dir, time.perf_counter() - start)
     store.write(record)
-    if report is not None:
-        report(record["metrics"])
+    if report is not None:  # a scheduler's metric must be in every report, the last included
+        report({**record["metrics"], ASHA_METRIC: progress.last})
     return record
 
 
@@ -298,7 +300,8 @@ def _trainable(config: dict[str, Any]) -> None:
     from ray import tune
 
     trial = config["trial"]
-    run_trial(TrialSpec.from_dict(trial["spec"]), Path(trial["sweep_dir"]), tune.report)
+    spec, sweep_dir = TrialSpec.from_dict(trial["spec"]), Path(trial["sweep_dir"])
+    run_trial(spec, sweep_dir, tune.report, report_progress=trial["report_progress"])
 
 
 def import_ray() -> Any:
@@ -318,7 +321,7 @@ def connect(config: SweepConfig) -> bool:
     if ray.is_initialized():
         return False
     address = config.address or os.environ.get("RAY_ADDRESS")
-    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address:
         ray.init(address=address, **quiet)
     else:

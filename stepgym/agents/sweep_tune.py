@@ -48,14 +48,19 @@ def fit(
     from stepgym.agents.sweep import TrialStore
 
     resources = tune.with_resources(trainable, {"cpu": config.cpus_per_trial})
-    specs = [{"spec": t.to_dict(), "sweep_dir": str(sweep_dir)} for t in trials]
+    scheduler = _scheduler(config)
+    specs = [
+        {"spec": t.to_dict(), "sweep_dir": str(sweep_dir), "report_progress": bool(scheduler)}
+        for t in trials
+    ]
     tuner = tune.Tuner(
         resources,
         param_space={"trial": tune.grid_search(specs)},
         tune_config=tune.TuneConfig(
-            metric=config.metric,
-            mode=config.mode,
-            scheduler=_scheduler(config),
+            # the metric only matters to a scheduler (every report must then carry it)
+            metric=config.metric if scheduler else None,
+            mode=config.mode if scheduler else None,
+            scheduler=scheduler,
             max_concurrent_trials=config.max_concurrent or None,
             trial_dirname_creator=lambda trial: str(trial.config["trial"]["spec"]["key"]),
             trial_name_creator=lambda trial: str(trial.config["trial"]["spec"]["key"]),
