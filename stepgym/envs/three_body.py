@@ -329,20 +329,22 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         return Advance(state, transition, reason, info or None)
 
     def _info(self, state: ThreeBodyState) -> dict[str, Any]:
-        info: dict[str, Any] = {"energy_error": state.energy_error, "cost": self._evaluations}
-        if self.config.wall_time_in_info:  # opt-in: it never repeats bit for bit
-            info["wall_time"] = self._wall_time
-        info.update(
-            t=state.t,
-            setting=self._setting,
-            dt=state.last_step,
-            steps=self._steps,
-            integrator=self.config.integrator,
-            decision=self._decision,
-            instance=self._instance,
-            cost_weight=state.cost_weight,
-            t_dyn=state.t_dyn,
-        )
+        info = {
+            "energy_error": state.energy_error,
+            "cost": self._evaluations,
+            "wall_time": self._wall_time,
+            "t": state.t,
+            "setting": self._setting,
+            "dt": state.last_step,
+            "steps": self._steps,
+            "integrator": self.config.integrator,
+            "decision": self._decision,
+            "instance": self._instance,
+            "cost_weight": state.cost_weight,
+            "t_dyn": state.t_dyn,
+        }
+        if not self.config.wall_time_in_info:
+            del info["wall_time"]
         return info
 
     def _failure_transition(self, reason: str) -> ThreeBodyTransition:
