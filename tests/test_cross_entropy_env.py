@@ -287,7 +287,7 @@ def test_validation_subset_between_whole_split_measurements() -> None:
     env.reset(seed=0)
     trainer = env.unwrapped.trainer
     data = trainer.data
-    x_sub, y_sub = trainer._val_subset
+    x_sub, y_sub = trainer.batches.val_subset
     assert len(y_sub) == 50 < len(data.y_val)
     for step in range(1, 5):
         *_, info = env.step(action)
@@ -298,3 +298,15 @@ def test_validation_subset_between_whole_split_measurements() -> None:
     assert (info["val_loss"], info["val_accuracy"]) == _validation(env, data.x_val, data.y_val)
     with pytest.raises(ConfigError, match="val_every must be a positive integer"):
         make(val_every=0)
+
+
+def test_costly_measurements_run_only_for_features_that_declare_them() -> None:
+    from stepgym.crossentropy.features import needed_measurements
+
+    assert needed_measurements(("log_sharpness", "loss", "log_sharpness")) == ("sharpness",)
+    assert needed_measurements(("log_effective_step",)) == ("effective_step",)
+    infos = run(make(max_steps=2), np.zeros(1, dtype=np.float32))
+    assert infos[-1]["hvp_passes"] == 0
+    assert "sharpness" not in infos[-1] and "effective_step" not in infos[-1]
+    infos = run(make(max_steps=2, features=["log_effective_step"]), np.zeros(1, dtype=np.float32))
+    assert infos[-1]["hvp_passes"] == 0 and infos[-1]["effective_step"] > 0

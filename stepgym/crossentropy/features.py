@@ -121,3 +121,16 @@ DEFAULT_FEATURES: tuple[str, ...] = (
 """Features observed unless ``features=[...]`` says otherwise."""
 
 OPTIONAL_FEATURES = frozenset({"log_sharpness", "log_effective_step"})
+
+FEATURE_NEEDS: dict[str, str] = {
+    "log_sharpness": "sharpness",
+    "log_effective_step": "effective_step",
+}
+"""Costly features and the :class:`CEState` measurement each needs: the trainer takes a
+measurement only when an observed feature declares it (a new costly feature adds its line)."""
+
+
+def needed_measurements(features: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The measurements the observed ``features`` need, in feature order, without repeats."""
+    names = (features,) if isinstance(features, str) else features
+    return tuple(dict.fromkeys(FEATURE_NEEDS[f] for f in names if f in FEATURE_NEEDS))
