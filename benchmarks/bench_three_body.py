@@ -11,7 +11,8 @@
     the same number of steps on the same system (target <= 2x);
 (d) IAS15 and BS, raw slice mode with ``exact_slice_end=False``, seed-paper starts, against a
     bare loop of ``sim.integrate(t_k, exact_finish_time=0)`` over the same slices (target
-    <= 1.3x).
+    <= 1.3x); beside it the propagator's advances alone against the same loop, and the env's
+    own cost per decision (env minus propagator).
 
 Measurements alternate the compared runs and report the median of the repeats. Times are
 CPU time of this process (``time.process_time``), so that other processes sharing the
@@ -295,6 +296,9 @@ def bench_rule_decisions(eta: float, repeats: int) -> None:
          per_step["env, compiled rule"] / bare_step),
     ):  # fmt: skip
         print(f"| {label:56s} | {value:5.2f}x |")
+    python_cost = (median["env, compiled rule"] - median["propagator, compiled rule"]) / decisions
+    print(f"the env's own Python per decision (env minus propagator, compiled): "
+          f"{python_cost * 1e6:.1f} us")  # fmt: skip
 
 
 def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeats: int) -> str:
@@ -339,16 +343,32 @@ def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeat
         counts["bare" if per_slice else "single"] = steps
         return elapsed
 
-    env_times, loop_times, single_times = [], [], []
+    def propagator_run() -> float:  # the same advances without the env around them
+        elapsed = 0.0
+        for start in range(RULE_STARTS):
+            env.reset(seed=start)
+            propagator = env.propagator
+            begin = clock()
+            for k in range(1, decisions + 1):
+                propagator.advance_raw_to(k * SEED_PAPER_SLICE, decoded, exact=False)
+            elapsed += clock() - begin
+        return elapsed
+
+    env_times, prop_times, loop_times, single_times = [], [], [], []
     for _ in range(repeats):
         env_times.append(env_run())
+        prop_times.append(propagator_run())
         loop_times.append(bare_run(True))
         single_times.append(bare_run(False))
-    env_s, loop_s, single_s = (statistics.median(t) for t in (env_times, loop_times, single_times))
+    env_s, prop_s, loop_s, single_s = (
+        statistics.median(t) for t in (env_times, prop_times, loop_times, single_times)
+    )
+    per_decision = (env_s - prop_s) / (RULE_STARTS * decisions) * 1e6
     return (
         f"| {integrator:5s} | {setting:7.0e} | {decisions:4d} | {counts['env']:6d} | "
         f"{counts['bare']:6d} | {env_s * 1e3:7.2f} | {loop_s * 1e3:7.2f} | "
-        f"{env_s / loop_s:5.2f}x | {single_s * 1e3:7.2f} | {env_s / single_s:5.2f}x |"
+        f"{env_s / loop_s:5.2f}x | {single_s * 1e3:7.2f} | {env_s / single_s:5.2f}x | "
+        f"{prop_s / loop_s:5.2f}x | {per_decision:6.2f} |"
     )
 
 
@@ -376,10 +396,12 @@ def main() -> None:
         print()
         print("(d) raw slice mode with exact_slice_end=False, seed-paper starts, vs a bare loop of")
         print("    sim.integrate(t_k, exact_finish_time=0) over the same slices, and one integrate")
+        print("    (prop. ratio: the propagator's advances alone against the loop; env us/dec.:")
+        print("    the env's own cost per decision, env minus propagator)")
         print("| integ | setting | dec. | env st | bare st | env ms  | loop ms | ratio  "
-              "| one ms  | ratio  |")  # fmt: skip
+              "| one ms  | ratio  | prop.  | env us/dec. |")  # fmt: skip
         print("|-------|---------|------|--------|---------|---------|---------|--------"
-              "|---------|--------|")  # fmt: skip
+              "|---------|--------|--------|-------------|")  # fmt: skip
         for integrator, setting in (("ias15", 1e-9), ("ias15", 1e-12), ("bs", 1e-8), ("bs", 1e-12)):
             print(bench_inexact_slices(integrator, setting, 100, args.repeats), flush=True)
 
