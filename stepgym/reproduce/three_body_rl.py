@@ -56,10 +56,12 @@ class Size:
     transfer_episodes: int
     bisect_iters: int
     horizon: float | None
+    eta_timesteps: int
+    """PPO steps of the eta (control) policies."""
 
 
-FULL = Size(40_000, 4, 30, 10, 4, None)
-QUICK = Size(256, 2, 2, 2, 1, 1.0)
+FULL = Size(40_000, 4, 30, 10, 4, None, 20_000)
+QUICK = Size(256, 2, 2, 2, 1, 1.0, 256)
 
 
 def _train(env: dict[str, Any], size: Size, algo_args: dict[str, Any]) -> TrainConfig:
@@ -184,9 +186,10 @@ def run(context: Context) -> Outcome:
     try:
         raw = _sweep("raw_ias15", _train(RAW_ENV, size, {}), "fixed", seeds, size, context)
         eta_args = {"gamma": 0.995, "log_std_init": -1.0}
-        eta = _sweep(
-            "eta_leapfrog", _train(ETA_ENV, size, eta_args), "timescale", seeds, size, context
+        eta_train = _train(
+            ETA_ENV, dataclasses.replace(size, timesteps=size.eta_timesteps), eta_args
         )
+        eta = _sweep("eta_leapfrog", eta_train, "timescale", seeds, size, context)
     finally:
         if started:
             import_ray().shutdown()
@@ -235,7 +238,8 @@ def run(context: Context) -> Outcome:
         settings=f"""
 - Raw policies: ThreeBody-v0 `{json.dumps(RAW_ENV)}`, PPO {size.timesteps} steps on
   {size.n_envs} envs per seed (the paper: DQN, far longer), horizon {horizon}.
-- Eta policies: `{json.dumps(ETA_ENV)}`, PPO {size.timesteps} steps, gamma 0.995, log std -1.
+- Eta policies: `{json.dumps(ETA_ENV)}`, PPO {size.eta_timesteps} steps, gamma 0.995, log std
+  -1.
 - Held-out starts: {size.episodes} per policy on the training integrator ({size.transfer_episodes}
   per transfer target), the matched-cost rule bisected {size.bisect_iters} times.
 - Sweeps: `{context.work_dir}/raw_ias15` and `{context.work_dir}/eta_leapfrog` (report.md,
