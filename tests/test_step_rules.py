@@ -190,3 +190,18 @@ def test_integrate_leaves_pythons_sigint_handler_in_place() -> None:
         assert calls == [signal.SIGINT]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("integrator", ["ias15", "bs"])
+def test_inexact_advance_to_a_passed_time_does_nothing(integrator: str) -> None:
+    propagator = ReboundPropagator(integrator)
+    propagator.load(PYTHAGOREAN)
+    first = propagator.advance_raw_to(0.3, 1e-6, exact=False)
+    t, steps = propagator.t, propagator.sim.steps_done
+    assert first.status is None and first.work.steps > 0 and t >= 0.3
+    passed = propagator.advance_raw_to(min(0.3, t), 1e-6, exact=False)
+    assert passed.status is None and passed.message == "" and passed.warnings == ()
+    assert passed.work.evaluations == 0.0 and passed.work.steps == 0
+    assert propagator.t == t and propagator.sim.steps_done == steps
+    after = propagator.advance_raw_to(t + 0.2, 1e-6, exact=False)  # the next slice runs as usual
+    assert after.status is None and after.work.steps > 0 and after.work.evaluations > 0

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from stepgym.errors import MissingDependencyError
-from stepgym.integrators.base import Work
+from stepgym.integrators.base import NO_WORK, Work
 from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
 from stepgym.integrators.native import pure_python_requested
 from stepgym.integrators.rebound_calls import ReboundCalls, reported_warnings
@@ -119,6 +119,10 @@ class AdvanceResult(NamedTuple):
     warnings: tuple[str, ...] = ()
     """REBOUND's warnings during the advance (e.g. IAS15 not converging), captured instead of
     printed; those the scheme emits by design (e.g. BS hitting its max_dt cap) are left out."""
+
+
+_NOTHING_TO_DO = AdvanceResult(NO_WORK)
+"""The result of an advance whose end an earlier step already passed."""
 
 
 class ReboundPropagator:
@@ -338,7 +342,9 @@ class ReboundPropagator:
         self.scheme.apply_raw(self.sim, value)
         if self.scheme.evaluations_per_step is None:
             if not exact and self.sim.t >= t_end:  # an earlier step passed t_end already
-                return self._advance(int, DONE)  # (REBOUND would integrate backwards)
+                # (REBOUND would integrate backwards): nothing to run, count or drain; with
+                # slices shorter than the steps this is most decisions
+                return _NOTHING_TO_DO
             return self._advance(self._integrate, t_end, exact)
         return self._advance(self._fixed_steps, None, t_end, value)
 
