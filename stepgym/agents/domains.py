@@ -1,158 +1,94 @@
 """Per-environment evaluation adaptors: what "error", "cost" and "failure" mean for an env.
 
 The evaluator, the matched-cost comparison and the transfer table are generic; everything
-domain-specific comes from a :class:`Domain` looked up by environment id in ``DOMAINS``.
-Supporting a new environment is a one-file change: build a ``Domain`` and
-``DOMAINS.add("namespace/Name-v0", domain)``.
+domain-specific comes from a :class:`~stepgym.episodes.Domain`, which each environment
+declares in its module's ``ENV_SPEC`` (:mod:`stepgym.envs.spec`). ``DOMAINS`` looks a domain up
+by environment id there; ``DOMAINS.add(env_id, domain)`` still sets (or overrides) the domain of
+an environment registered with Gymnasium directly.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import warnings
 from typing import Any
 
+from stepgym.crossentropy.evaluation import CROSS_ENTROPY_DOMAIN
+from stepgym.envs.spec import env_ids, find_env_spec
+from stepgym.episodes import Domain, EpisodeInfos, end_reason
+from stepgym.errors import UnknownNameError, unknown_name_message
 from stepgym.registry import Registry
-
-EpisodeInfos = Sequence[Mapping[str, Any]]
-"""The info dicts of one episode: the reset info first, then one per step."""
+from stepgym.threebody.evaluation import THREE_BODY_DOMAIN
 
 
-def _final(key: str) -> Callable[[EpisodeInfos], float]:
-    def read(infos: EpisodeInfos) -> float:
-        value = infos[-1].get(key, math.nan)
-        return float(value) if value is not None else math.nan
+class DomainRegistry(Registry[Domain]):
+    """Domains by environment id: those added here, else the one the env's ``EnvSpec``
+    declares (its module is imported on first use)."""
 
-    return read
+    def _declared(self, env_id: object) -> Domain | None:
+        if not isinstance(env_id, str):
+            return None
+        spec = find_env_spec(env_id)
+        return spec.domain if spec is not None else None
 
+    def get(self, name: str) -> Domain:
+        if isinstance(name, str) and name in self._entries:
+            return self._entries[name]
+        domain = self._declared(name)
+        if domain is None:
+            raise UnknownNameError(
+                unknown_name_message(self.kind, name, self.names())
+                + " Declare a domain in the environment's EnvSpec."
+            )
+        return domain
 
-def _final_abs(key: str) -> Callable[[EpisodeInfos], float]:
-    def read(infos: EpisodeInfos) -> float:
-        return abs(_final(key)(infos))
+    def names(self) -> list[str]:
+        """Ids with a domain added here or declared (declared ones without a domain are
+        listed too: their modules are not imported to find out)."""
+        return list(dict.fromkeys([*self._entries, *env_ids()]))
 
-    return read
+    def items(self) -> list[tuple[str, Domain]]:
+        pairs = [(name, name in self and self.get(name)) for name in self.names()]
+        return [(name, domain) for name, domain in pairs if isinstance(domain, Domain)]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries or self._declared(name) is not None
 
-def _max_over_episode(key: str) -> Callable[[EpisodeInfos], float]:
-    def read(infos: EpisodeInfos) -> float:
-        values = [float(i[key]) for i in infos if i.get(key) is not None]
-        finite = [v for v in values if math.isfinite(v)]
-        return max(finite) if finite else math.nan
+    def __iter__(self) -> Any:
+        return iter(name for name, _ in self.items())
 
-    return read
-
-
-def end_reason(infos: EpisodeInfos) -> str:
-    """The episode's ``termination_reason`` ("none" if it never ended on its own)."""
-    reason = infos[-1].get("termination_reason")
-    return str(reason) if reason is not None else "none"
-
-
-THREE_BODY_FAILURES = frozenset({"energy_error", "stalled", "invalid_action"})
-"""Ends that are numerical failures; "escape" and "close_encounter" are physical outcomes."""
-
-
-def _three_body_failed(infos: EpisodeInfos) -> bool:
-    error = _final_abs("energy_error")(infos)
-    return end_reason(infos) in THREE_BODY_FAILURES or not math.isfinite(error)
-
-
-@dataclass(frozen=True)
-class Domain:
-    """How to score episodes of one environment."""
-
-    name: str
-    """Short name used in tables ("three_body", "cross_entropy")."""
-    error: Callable[[EpisodeInfos], float]
-    """The episode's error (lower is better), e.g. the final relative energy error."""
-    error_label: str
-    """Column/axis label of the error."""
-    cost: Callable[[EpisodeInfos], float]
-    """The episode's deterministic cost (force or gradient evaluations)."""
-    cost_label: str
-    """Column/axis label of the cost."""
-    failed: Callable[[EpisodeInfos], bool]
-    """Whether the episode failed; failures are counted apart from the error percentiles."""
-    metrics: Mapping[str, Callable[[EpisodeInfos], float]] = field(default_factory=dict)
-    """Extra per-episode columns, name -> function of the episode's infos."""
-    held_out: Mapping[str, Any] = field(default_factory=dict)
-    """Env keyword arguments that select held-out instances (e.g. ``split="test"``)."""
-    eval_seed_offset: int = 1_000_000
-    """Evaluation seeds start here (plus the user's seed), far from training seeds."""
-    transfer_axis: str = "integrator"
-    """The env keyword a transfer table varies by default."""
-    dimensionless: Mapping[str, Any] = field(default_factory=dict)
-    """Env keyword arguments that make the action dimensionless (needed for transfer)."""
-    reference_baselines: tuple[str, ...] = ()
-    """Baselines drawn by default beside a policy."""
-    match_baseline: str | None = None
-    """The parametrised baseline bisected to the policy's cost by default."""
-    log_error: bool = True
-    """Whether the error axis of plots is logarithmic."""
+    def __len__(self) -> int:
+        return len(self.items())
 
 
-DOMAINS: Registry[Domain] = Registry("environment evaluation adaptor")
-
-THREE_BODY_DOMAIN = Domain(
-    name="three_body",
-    error=_final_abs("energy_error"),
-    error_label="|dE/E0|",
-    cost=_final("cost"),
-    cost_label="force evaluations",
-    failed=_three_body_failed,
-    metrics={
-        "energy_error": _final_abs("energy_error"),
-        "wall_time": _final("wall_time"),
-        "t": _final("t"),
-    },
-    # wall time is opt-in in the env (infos stay reproducible); evaluation reports it
-    held_out={"split": "test", "wall_time_in_info": True},
-    transfer_axis="integrator",
-    dimensionless={"step_mode": "timescale"},
-    reference_baselines=("fixed", "timescale", "radius"),
-    match_baseline="timescale",
-)
-
-
-def _cross_entropy_diverged(infos: EpisodeInfos) -> bool:
-    """Divergence as in the softmax-radius paper (final loss > 10), or as the env saw it."""
-    loss = _final("loss")(infos)
-    reason = end_reason(infos)
-    return reason in ("diverged", "invalid_action") or not math.isfinite(loss) or loss > 10.0
-
-
-def _cross_entropy_cost(infos: EpisodeInfos) -> float:
-    final = infos[-1]
-    return float(final["cost"]) if "cost" in final else _final("step")(infos)
-
-
-CROSS_ENTROPY_DOMAIN = Domain(
-    name="cross_entropy",
-    error=lambda infos: 1.0 - _final("val_accuracy")(infos),
-    error_label="1 - validation accuracy",
-    cost=_cross_entropy_cost,
-    cost_label="gradient evaluations",
-    failed=_cross_entropy_diverged,
-    metrics={
-        "val_accuracy": _final("val_accuracy"),
-        "loss": _final("loss"),
-        "diverged": lambda infos: float(_cross_entropy_diverged(infos)),
-        "steps": _final("step"),
-        "max_r": _max_over_episode("r"),
-    },
-    held_out={},
-    transfer_axis="optimizer",
-    dimensionless={"action": "radius"},
-    reference_baselines=("fixed_lr", "rho_set"),
-    match_baseline=None,
-    log_error=False,
-)
-
-DOMAINS.add("stepgym/ThreeBody-v0", THREE_BODY_DOMAIN)
-DOMAINS.add("stepgym/CrossEntropy-v0", CROSS_ENTROPY_DOMAIN)
+DOMAINS: Registry[Domain] = DomainRegistry("environment evaluation adaptor")
 
 
 def domain_for(env_id: str) -> Domain:
     """The evaluation adaptor of ``env_id``; an unknown id raises a "did you mean" error."""
     return DOMAINS.get(env_id)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "THREE_BODY_FAILURES":
+        warnings.warn(
+            "THREE_BODY_FAILURES is deprecated: use "
+            "stepgym.threebody.evaluation.END_REASONS.failure.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from stepgym.threebody.records import FAILURE_REASONS
+
+        return FAILURE_REASONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "CROSS_ENTROPY_DOMAIN",
+    "DOMAINS",
+    "THREE_BODY_DOMAIN",
+    "Domain",
+    "DomainRegistry",
+    "EpisodeInfos",
+    "domain_for",
+    "end_reason",
+]

@@ -34,7 +34,7 @@ class Contender:
     label: str
     """Name in tables and plots, e.g. 'policy', 'timescale(eta=0.01)'."""
     policy: Policy
-    """Anything with ``predict``; baselines also have ``bind``."""
+    """Anything with ``predict``; baselines also have ``bind`` and ``observe_info``."""
     env_kwargs: Mapping[str, Any]
     """Env keyword arguments, held-out overrides and the baseline's needs included."""
     family: str
@@ -48,6 +48,7 @@ def run_episode(env: Any, policy: Policy, seed: int, domain: Domain) -> dict[str
     bind = getattr(policy, "bind", None)
     if callable(bind):
         bind(env)
+    observe = getattr(policy, "observe_info", None)  # baselines read the infos they declare
     start = time.perf_counter()
     observation, info = env.reset(seed=seed)
     infos = [info]
@@ -57,6 +58,8 @@ def run_episode(env: Any, policy: Policy, seed: int, domain: Domain) -> dict[str
         episode_start = np.zeros((1,), dtype=bool)
         observation, reward, terminated, truncated, info = env.step(action)
         infos.append(info)
+        if callable(observe):
+            observe(info)
         total_reward += float(reward)
         if terminated or truncated:
             break
@@ -64,7 +67,7 @@ def run_episode(env: Any, policy: Policy, seed: int, domain: Domain) -> dict[str
         "seed": seed,
         "error": domain.error(infos),
         "cost": domain.cost(infos),
-        "failed": bool(domain.failed(infos)),
+        "failed": domain.episode_failed(infos),
         "end_reason": end_reason(infos),
         "decisions": len(infos) - 1,
         "return": total_reward,

@@ -1,31 +1,50 @@
-"""Gymnasium environments. Each registers itself in ``ENV_SPECS``; ``register_all`` hands them
-to Gymnasium under the ``stepgym/`` namespace."""
+"""Gymnasium environments. Each environment's module declares itself with an ``ENV_SPEC``
+(:class:`~stepgym.envs.spec.EnvSpec`: id, entry point, end reasons, evaluation domain, vector
+entry point); ``register_all`` finds the declarations and hands them to Gymnasium. A new
+environment is one module here (or, outside stepgym, ``register_env(ENV_SPEC)``); no list in
+this package names it.
+
+A vector entry point makes ``gymnasium.make_vec(id, num_envs=N)`` return a native in-process
+vector env (:mod:`stepgym.envs.vector`) instead of Gymnasium's SyncVectorEnv.
+"""
 
 from __future__ import annotations
 
-import gymnasium as gym
+import warnings
+from typing import Any
 
-# (id, entry point, max_episode_steps or None, vector entry point or None): one line per
-# environment. A vector entry point makes ``gymnasium.make_vec(id, num_envs=N)`` return a
-# native in-process vector env (stepgym.envs.vector) instead of Gymnasium's SyncVectorEnv.
-ENV_SPECS: list[tuple[str, str, int | None, str | None]] = [
-    (
-        "stepgym/ThreeBody-v0",
-        "stepgym.envs.three_body:ThreeBodyEnv",
-        None,
-        "stepgym.envs.vector:three_body_vector",
-    ),
-    ("stepgym/CrossEntropy-v0", "stepgym.envs.cross_entropy:CrossEntropyEnv", None, None),
+from stepgym.envs.spec import (
+    EnvSpec,
+    env_ids,
+    env_spec,
+    env_specs,
+    register_all,
+    register_env,
+)
+from stepgym.episodes import Domain, EndReasons
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ENV_SPECS":
+        warnings.warn(
+            "stepgym.envs.ENV_SPECS is deprecated: each environment module declares an "
+            "ENV_SPEC; use stepgym.envs.env_specs() (or env_ids()) instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return [
+            (s.id, s.entry_point, s.max_episode_steps, s.vector_entry_point) for s in env_specs()
+        ]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "Domain",
+    "EndReasons",
+    "EnvSpec",
+    "env_ids",
+    "env_spec",
+    "env_specs",
+    "register_all",
+    "register_env",
 ]
-
-
-def register_all() -> None:
-    """Register every environment in ENV_SPECS that Gymnasium does not know yet."""
-    for env_id, entry_point, max_steps, vector_entry_point in ENV_SPECS:
-        if env_id not in gym.registry:
-            gym.register(
-                id=env_id,
-                entry_point=entry_point,
-                max_episode_steps=max_steps,
-                vector_entry_point=vector_entry_point,
-            )

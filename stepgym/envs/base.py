@@ -12,18 +12,25 @@ A subclass implements four hooks:
 - ``_info(state)`` -> the per-step metrics;
 - ``_failure_transition(reason)`` -> the transition record for an action that could not be
   decoded (the process is not advanced).
+
+and declares its end reasons as the class attribute ``end_reasons``
+(:class:`~stepgym.episodes.EndReasons`): a reason in ``end_reasons.truncation`` truncates the
+episode, any other terminates it. The module that defines the env declares the same object in
+its ``ENV_SPEC`` (:mod:`stepgym.envs.spec`).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import gymnasium as gym
 import numpy as np
 
 from stepgym.actions import InvalidActionError, LogActionMap
+from stepgym.episodes import INVALID_ACTION, EndReasons
 from stepgym.errors import ConfigError, StepGymError
 from stepgym.features import FeatureSet
 from stepgym.rewards import WeightedReward
@@ -33,8 +40,22 @@ logger = logging.getLogger(__name__)
 S = TypeVar("S")  # state snapshot the features read
 T = TypeVar("T")  # transition record the reward terms read
 
-TRUNCATION_REASONS = frozenset({"horizon", "step_budget"})
-"""End reasons that are truncations (the task ran out), not terminations (it failed)."""
+DEFAULT_END_REASONS = EndReasons(
+    terminal=frozenset(), truncation=frozenset({"horizon", "step_budget"})
+)
+"""End reasons of a subclass that declares none: "horizon" and "step_budget" truncate."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TRUNCATION_REASONS":
+        warnings.warn(
+            "stepgym.envs.base.TRUNCATION_REASONS is deprecated: each environment declares its "
+            "own; read env.unwrapped.end_reasons.truncation.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return DEFAULT_END_REASONS.truncation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ResetNeeded(StepGymError, RuntimeError):
@@ -50,7 +71,8 @@ class Advance(NamedTuple, Generic[S, T]):
     transition: T
     """Transition record (read by the reward terms)."""
     end_reason: str | None = None
-    """Why the episode ends now, or None if it goes on. Reasons in TRUNCATION_REASONS truncate."""
+    """Why the episode ends now, or None if it goes on. Reasons in the env's
+    ``end_reasons.truncation`` truncate; the others terminate."""
     info: Mapping[str, Any] | None = None
     """Extra per-step entries merged into ``info`` (e.g. an error message)."""
 
@@ -69,6 +91,8 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium convention
     render_mode: str | None = None
+    end_reasons: ClassVar[EndReasons] = DEFAULT_END_REASONS
+    """Why this environment's episodes end; the truncations decide ``truncated``."""
 
     def __init__(
         self, action_map: LogActionMap, features: FeatureSet[S], reward: WeightedReward[T]
@@ -152,8 +176,9 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         advance, reward, terms = self.transition(action)
         info = self.step_info(advance, terms)
         reason = advance.end_reason
-        terminated = reason is not None and reason not in TRUNCATION_REASONS
-        return self.features(advance.state), reward, terminated, reason in TRUNCATION_REASONS, info
+        truncations = self.end_reasons.truncation
+        terminated = reason is not None and reason not in truncations
+        return self.features(advance.state), reward, terminated, reason in truncations, info
 
     def transition(self, action: Any) -> tuple[Advance[S, T], float, dict[str, float]]:
         """Decode ``action``, advance the process and score it: (advance, reward, reward terms).
@@ -173,8 +198,8 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
             logger.warning("invalid action ends the episode: %s", error)
             advance: Advance[S, T] = Advance(
                 self._state,
-                self._failure_transition("invalid_action"),
-                "invalid_action",
+                self._failure_transition(INVALID_ACTION),
+                INVALID_ACTION,
                 {"error": str(error)},
             )
         else:

@@ -11,11 +11,13 @@ import numpy as np
 
 from stepgym.actions import LogActionMap
 from stepgym.crossentropy.config import CrossEntropyConfig
+from stepgym.crossentropy.evaluation import CROSS_ENTROPY_DOMAIN, END_REASONS
 from stepgym.crossentropy.features import CE_FEATURES, CEState
 from stepgym.crossentropy.render import render_curves, trace_point
 from stepgym.crossentropy.rewards import REWARD_PRESETS, REWARD_TERMS, CETransition
 from stepgym.crossentropy.trainer import Trainer
 from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
+from stepgym.envs.spec import EnvSpec
 from stepgym.features import FeatureSet
 from stepgym.integrators.base import NO_WORK, Work
 from stepgym.rewards import WeightedReward
@@ -147,6 +149,7 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     """
 
     metadata = RENDER_METADATA
+    end_reasons = END_REASONS
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         self._set_render_mode(render_mode)
@@ -215,3 +218,11 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
         if self.trainer is None:
             raise RuntimeError("the environment has no training run; call reset() first.")
         return self.trainer
+
+
+ENV_SPEC = EnvSpec(
+    id="stepgym/CrossEntropy-v0",
+    entry_point="stepgym.envs.cross_entropy:CrossEntropyEnv",
+    end_reasons=END_REASONS,
+    domain=CROSS_ENTROPY_DOMAIN,
+)

@@ -12,12 +12,14 @@ import numpy as np
 from stepgym.actions import LogActionMap
 from stepgym.config_checks import check_keywords
 from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
+from stepgym.envs.spec import EnvSpec
 from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
 from stepgym.integrators.rebound_backend import AdvanceResult, Budget, ReboundPropagator
 from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.rewards import WeightedReward
 from stepgym.threebody.config import ThreeBodyConfig
+from stepgym.threebody.evaluation import END_REASONS, THREE_BODY_DOMAIN
 from stepgym.threebody.features import THREE_BODY_FEATURES, resolve_features
 from stepgym.threebody.initial_conditions import IC_SETS, instance_seed, make_instance
 from stepgym.threebody.physics import parse_bodies, system_size, to_com_frame
@@ -163,6 +165,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     """
 
     metadata = RENDER_METADATA
+    end_reasons = END_REASONS
 
     def __init__(
         self, config: ThreeBodyConfig | None = None, render_mode: str | None = None, **kwargs: Any
@@ -389,4 +392,12 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         super().close()
 
 
-__all__ = ["RESET_OPTIONS", "ThreeBodyConfig", "ThreeBodyEnv"]
+ENV_SPEC = EnvSpec(
+    id="stepgym/ThreeBody-v0",
+    entry_point="stepgym.envs.three_body:ThreeBodyEnv",
+    end_reasons=END_REASONS,
+    domain=THREE_BODY_DOMAIN,
+    vector_entry_point="stepgym.envs.vector:three_body_vector",
+)
+
+__all__ = ["ENV_SPEC", "RESET_OPTIONS", "ThreeBodyConfig", "ThreeBodyEnv"]

@@ -30,7 +30,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from stepgym.envs.base import TRUNCATION_REASONS, StepSizeEnv
+from stepgym.envs.base import StepSizeEnv
 from stepgym.errors import ConfigError
 
 InfoList = list[dict[str, Any]]
@@ -181,8 +181,9 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             reason = advance.end_reason
             self._elapsed[i] += 1
             ends_by_time = limit is not None and self._elapsed[i] >= limit
-            terminated[i] = reason is not None and reason not in TRUNCATION_REASONS
-            truncated[i] = reason in TRUNCATION_REASONS or ends_by_time
+            truncations = env.end_reasons.truncation
+            terminated[i] = reason is not None and reason not in truncations
+            truncated[i] = reason in truncations or ends_by_time
             if reason is not None or ends_by_time:
                 ending.append(i)
         observations = self.observations()
