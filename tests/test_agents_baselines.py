@@ -26,11 +26,10 @@ TOY = register_toy()
 
 
 class FakeEnv:
-    """Just enough env for a controller: an action map and a settable last_info."""
+    """Just enough env for a controller: an action map and a config."""
 
     def __init__(self, action_map: LogActionMap) -> None:
         self.action_map = action_map
-        self.last_info: dict[str, Any] = {}
         self.config = type("Config", (), {"max_steps": 100})()
 
     @property
@@ -82,7 +81,7 @@ def pi_settings(errors: list[float], target: float) -> list[float]:
     controller.bind(env)  # type: ignore[arg-type]
     settings = []
     for error in errors:
-        env.last_info = {"energy_error": error}
+        controller.observe_info({"energy_error": error})
         settings.append(decoded(controller, env))
     return settings
 
@@ -105,7 +104,7 @@ def test_pi_controller_starts_at_the_smallest_setting_by_default() -> None:
     env = FakeEnv(LogActionMap(1e-4, 1.0))
     controller = PIController(target=1e-9)
     controller.bind(env)  # type: ignore[arg-type]
-    env.last_info = {"energy_error": 0.0}
+    controller.observe_info({"energy_error": 0.0})
     assert decoded(controller, env) == pytest.approx(1e-4, rel=1e-5)
 
 
@@ -114,7 +113,7 @@ def test_pi_controller_follows_the_documented_formula() -> None:
     controller = PIController(target=1e-8, order=2.0, initial=1e-2)
     controller.bind(env)  # type: ignore[arg-type]
     for error in (0.0, 1e-8, 3e-8):
-        env.last_info = {"energy_error": error}
+        controller.observe_info({"energy_error": error})
         setting = controller.setting()
     k_i, k_p = 0.3 / 3, 0.4 / 3
     first = 1e-2 * 0.9 * (1e-8 / 1e-8) ** k_i  # previous growth = current on the first update
@@ -128,7 +127,7 @@ def test_cosine_schedule_decays_from_peak_to_floor() -> None:
     controller.bind(env)  # type: ignore[arg-type]
     values = []
     for step in (0, 50, 100):
-        env.last_info = {"step": step}
+        controller.observe_info({"step": step})
         values.append(controller.setting())
     assert values[0] == pytest.approx(1e-2)
     assert values[1] == pytest.approx(1e-5 + (1e-2 - 1e-5) / 2)
@@ -263,3 +262,38 @@ def test_default_three_body_evaluation_draws_the_radius_rule_beside_the_timescal
     assert families == ["fixed", "timescale", "radius"]
     radius = report.summaries[-1]
     assert radius["parameter"] == pytest.approx(1e-2) and radius["failure_rate"] == 0.0
+
+
+def test_pi_controller_runs_under_sb3_evaluate_policy_as_in_the_evaluator() -> None:
+    """Baselines decide from the observation and the infos they declare (handed over by the
+    evaluator, or by ``evaluation_callback`` under SB3's ``evaluate_policy``)."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from stepgym.agents.domains import domain_for
+    from stepgym.agents.envs import make_env
+    from stepgym.agents.rollout import run_episode
+
+    env_id = "stepgym/ThreeBody-v0"
+    kwargs = {"integrator": "leapfrog", "step_mode": "timescale", "horizon": 3.3, "split": "test"}
+    seeds = [5, 6]
+    rows = []
+    for seed in seeds:
+        env = make_env(env_id, kwargs)
+        rows.append(run_episode(env, PIController(target=1e-9), seed, domain_for(env_id)))
+        env.close()
+    assert all(row["decisions"] >= 3 for row in rows)
+    vec = DummyVecEnv([lambda: Monitor(gym.make(env_id, **kwargs))] * len(seeds))
+    vec.seed(seeds[0])
+    controller = PIController(target=1e-9)
+    controller.bind(vec)
+    returns, _ = evaluate_policy(
+        controller,
+        vec,
+        n_eval_episodes=len(seeds),
+        return_episode_rewards=True,
+        callback=controller.evaluation_callback,
+    )
+    vec.close()
+    assert sorted(np.round(returns, 4)) == sorted(round(row["return"], 4) for row in rows)
