@@ -39,7 +39,7 @@ from stepgym.errors import ConfigError
 from stepgym.registry import Registry
 
 S = TypeVar("S")
-_FLOATS_ONLY = {float}
+_FLOATS_ONLY = frozenset({float})
 
 
 @dataclass(frozen=True)
