@@ -173,3 +173,16 @@ def test_advance_records_rebound_warnings_and_drops_expected_ones() -> None:
         warnings.simplefilter("error")  # nothing may reach Python's warnings machinery
         result = propagator.advance_raw_to(0.1, 1e-9)
     assert len(result.warnings) == 1 and "test particle" in result.warnings[0]
+
+
+def test_reads_before_load_or_after_release_raise_instead_of_crashing() -> None:
+    propagator = ReboundPropagator("leapfrog")
+    with pytest.raises(RuntimeError, match="call load"):
+        propagator.energy()
+    propagator.load(make_instance(IC_SETS.get("seed_paper"), 1))
+    assert np.isfinite(propagator.energy())
+    propagator.release()
+    with pytest.raises(RuntimeError, match="call load"):
+        propagator.energy()
+    with pytest.raises(RuntimeError, match="call load"):
+        propagator.timescale_and_separation()

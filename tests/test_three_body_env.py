@@ -437,3 +437,16 @@ def test_rebound_warnings_go_into_info_not_to_stderr() -> None:
             if terminated or truncated:
                 break
     assert any("IAS15" in note for note in notes)
+
+
+def test_step_after_close_asks_for_reset_and_reset_revives() -> None:
+    from stepgym.envs.base import ResetNeeded
+
+    env = gym.make("stepgym/ThreeBody-v0", integrator="leapfrog", horizon=0.5)
+    env.reset(seed=0)
+    env.close()
+    with pytest.raises(ResetNeeded, match="reset"):
+        env.step(env.action_space.sample())
+    _, info = env.reset(seed=0)
+    assert np.isfinite(info["energy_error"])
+    env.close()

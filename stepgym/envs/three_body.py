@@ -387,8 +387,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         return render_orbits(trace, (self.action_map.low, self.action_map.high), label)
 
     def close(self) -> None:
-        self.propagator.sim = None
-        self.propagator.view = None
+        self.propagator.release()
+        self._state = None  # step() now asks for reset() instead of reading a freed simulation
         super().close()
 
 

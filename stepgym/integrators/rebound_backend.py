@@ -63,6 +63,7 @@ from stepgym.threebody.physics import Body, ParticleView
 __all__ = ["INTEGRATORS", "AdvanceResult", "Budget", "ReboundIntegrator", "ReboundPropagator"]
 
 logger = logging.getLogger(__name__)
+_NOT_LOADED = "no simulation is loaded: call load(bodies) first (or reset() the environment)."
 
 _CHECK_EVERY = 1024  # evaluations between wall-clock checks inside the Python callback
 # counter layout shared with the C counter: [evaluations, limit, stopped flag, deadline]
@@ -224,7 +225,15 @@ class ReboundPropagator:
 
     def energy(self) -> float:
         """Total energy (REBOUND's ``sim.energy()``, called without its Python wrapper)."""
+        if not self.address:
+            raise RuntimeError(_NOT_LOADED)
         return float(self._c.energy(self.address))
+
+    def release(self) -> None:
+        """Drop the simulation; reads raise until the next :meth:`load`."""
+        self.sim = None
+        self.view = None
+        self.address = 0
 
     def last_step(self) -> float:
         """Length of the last step taken (0 before the first)."""
@@ -239,6 +248,8 @@ class ReboundPropagator:
         if self._compiled is None:
             assert self.view is not None
             return self.view.timescale_and_separation(self.G)
+        if not self.address:
+            raise RuntimeError(_NOT_LOADED)
         out = self._observed
         self._compiled.observe(self.address, self._observed_address)
         return out[0], out[1]
