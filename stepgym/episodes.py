@@ -3,7 +3,7 @@ scored (:class:`Domain`).
 
 Both are declared by the environment's module, in its :class:`~stepgym.envs.spec.EnvSpec`;
 the env reads its end reasons on every step, the evaluator, the matched-cost comparison and
-the transfer table read the domain. This module imports nothing of stepgym, so an
+the transfer table read the domain. This module imports only :mod:`stepgym.errors`, so an
 environment's subpackage may build its domain here without importing the environments.
 """
 
@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from stepgym.errors import ConfigError
 
 EpisodeInfos = Sequence[Mapping[str, Any]]
 """The info dicts of one episode: the reset info first, then one per step."""
@@ -43,13 +45,13 @@ class EndReasons:
         failure = frozenset(self.failure) | {INVALID_ACTION}
         both = sorted(terminal & truncation)
         if both:
-            raise ValueError(
+            raise ConfigError(
                 f"end reasons {both} are declared both terminal and truncation; keep each in "
                 f"one of the two."
             )
         unknown = sorted(failure - terminal - truncation)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"failure reasons {unknown} are not end reasons; add them to terminal or "
                 f"truncation."
             )

@@ -119,9 +119,9 @@ def test_mistakes_name_their_fix() -> None:
         register_env(EnvSpec("stepgym/ThreeBody-v0", "elsewhere:Env", reasons))
     with pytest.raises(ConfigError, match="'module:attribute'"):
         EnvSpec("mine/Env-v0", "no_colon", reasons)
-    with pytest.raises(ValueError, match="both terminal and truncation"):
+    with pytest.raises(ConfigError, match="both terminal and truncation"):
         EndReasons(terminal=frozenset({"x"}), truncation=frozenset({"x"}))
-    with pytest.raises(ValueError, match="add them to terminal or truncation"):
+    with pytest.raises(ConfigError, match="add them to terminal or truncation"):
         EndReasons(terminal=frozenset({"x"}), failure=frozenset({"y"}))
 
 
