@@ -68,8 +68,9 @@ class PIController(Controller):
 
         h_{n+1} = h_n * safety * (target / e_n) ** k_I * (e_{n-1} / e_n) ** k_P
 
-    with ``k_I = 0.3 / k``, ``k_P = 0.4 / k`` and ``k = order + 1`` (``order`` of the error
-    growth in the setting: 2 for leapfrog-type steps), ``safety = 0.9`` and the change per
+    with the gains ``k_I = 0.3 / k``, ``k_P = 0.4 / k`` and ``k = order + 1`` by default
+    (Gustafsson's PI gains; pass ``k_i``, ``k_p`` to tune them; the registered ``pi`` baseline
+    uses the defaults with ``order`` 2 for leapfrog-type steps), ``safety = 0.9`` and the change per
     decision limited to ``[1/5, 5]``. The first decision uses ``initial`` (default: the
     smallest setting of the action range, the conservative start of classical step-size
     control; the controller then grows the setting by up to 5x per decision). Starting in
@@ -86,13 +87,16 @@ class PIController(Controller):
         safety: float = 0.9,
         initial: float | None = None,
         max_change: float = 5.0,
+        k_i: float | None = None,
+        k_p: float | None = None,
     ) -> None:
         super().__init__()
         if not target > 0:
             raise ConfigError(f"the PI controller's target error growth must be > 0, got {target}.")
         self.target, self.order, self.safety = target, order, safety
         self.initial, self.max_change = initial, max_change
-        self.k_i, self.k_p = 0.3 / (order + 1.0), 0.4 / (order + 1.0)
+        self.k_i = 0.3 / (order + 1.0) if k_i is None else k_i
+        self.k_p = 0.4 / (order + 1.0) if k_p is None else k_p
         self.reset()
 
     def reset(self) -> None:
@@ -200,6 +204,26 @@ BASELINES.add(
         "three_body",
         parameter="r",
         env_overrides={"step_mode": "radius"},
+    ),
+)
+BASELINES.add(
+    "jerk",
+    BaselineSpec(
+        ConstantSetting,
+        "jerk/snap timescale rule: step = eta x min_i sqrt(2|a|^2 / (|jerk|^2 + |a||snap|))",
+        "three_body",
+        parameter="eta",
+        env_overrides={"step_mode": "jerk"},
+    ),
+)
+BASELINES.add(
+    "crossing",
+    BaselineSpec(
+        ConstantSetting,
+        "crossing-time rule: step = eta x min(t_dyn, min_ij r_ij / v_ij)",
+        "three_body",
+        parameter="eta",
+        env_overrides={"step_mode": "crossing"},
     ),
 )
 BASELINES.add(

@@ -143,6 +143,33 @@ def matched_cost(
     return summary, rows
 
 
+EXTRA_ERRORS = ("phase_error",)
+"""Per-episode error metrics (a domain's ``metrics``) summarised like the error when present:
+``median_<name>`` and ``p90_<name>`` over the successful episodes where the metric is finite."""
+
+
+def extra_error_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """median/p90 of each EXTRA_ERRORS metric over successful episodes (a metric no episode
+    reported, NaN everywhere, gives no column)."""
+    out: dict[str, float] = {}
+    for name in EXTRA_ERRORS:
+        values = [float(r.get(name, math.nan)) for r in rows]
+        finite = np.array(
+            [v for v, r in zip(values, rows, strict=True) if math.isfinite(v) and not r["failed"]],
+            dtype=float,
+        )
+        if not all(math.isnan(v) for v in values):
+            out[f"median_{name}"] = float(np.median(finite)) if finite.size else math.nan
+            out[f"p90_{name}"] = float(np.percentile(finite, 90)) if finite.size else math.nan
+    return out
+
+
+def summary_columns(summaries: list[dict[str, Any]]) -> tuple[str, ...]:
+    """SUMMARY_COLUMNS plus the extra error columns some summary row has."""
+    extra = [f"{kind}_{name}" for name in EXTRA_ERRORS for kind in ("median", "p90")]
+    return (*SUMMARY_COLUMNS, *(c for c in extra if any(c in row for row in summaries)))
+
+
 def summary_rows(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One summary row per controller, in first-seen order."""
     labels = list(dict.fromkeys(r["controller"] for r in episodes))
@@ -155,6 +182,7 @@ def summary_rows(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "family": mine[0]["family"],
                 "parameter": mine[0]["parameter"],
                 **summarize(mine),
+                **extra_error_summary(mine),
             }
         )
     return rows
@@ -319,12 +347,13 @@ def write_report(report: EvaluationReport, domain: Domain, env_id: str) -> None:
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     report.files["episodes"] = write_csv(report.episodes, out / "episodes.csv")
-    report.files["summary_csv"] = write_csv(report.summaries, out / "summary.csv", SUMMARY_COLUMNS)
+    columns = summary_columns(report.summaries)
+    report.files["summary_csv"] = write_csv(report.summaries, out / "summary.csv", columns)
     text = (
         f"# Evaluation on {env_id} (held-out instances)\n\n"
         f"error = {domain.error_label} (median/p90 over successful episodes), "
         f"cost = {domain.cost_label}; failures counted apart.\n\n"
-        + markdown_table(report.summaries, SUMMARY_COLUMNS)
+        + markdown_table(report.summaries, columns)
     )
     if report.matched:
         report.files["matched_csv"] = write_csv(

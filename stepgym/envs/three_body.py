@@ -24,7 +24,9 @@ from stepgym.threebody.features import THREE_BODY_FEATURES, resolve_features
 from stepgym.threebody.initial_conditions import IC_SETS, instance_seed, make_instance
 from stepgym.threebody.physics import parse_bodies, system_size, to_com_frame
 from stepgym.threebody.records import ThreeBodyState, ThreeBodyTransition, log_error
+from stepgym.threebody.reference import phase_error, reference_state
 from stepgym.threebody.render import OrbitPoint, render_orbits
+from stepgym.threebody.residual import ResidualMultiplier
 from stepgym.threebody.rewards import REWARD_PRESETS, REWARD_TERMS
 
 RESET_OPTIONS = ("bodies", "instance")
@@ -70,7 +72,13 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
       eta, means the same step on every integrator, and a step measured in radii, as in
       CrossEntropy-v0.
 
-    In both rule modes the rule runs inside REBOUND's step loop in compiled code (one call
+    - ``step_mode="jerk"`` / ``"crossing"`` (any name in ``STEP_RULES``): the same with the
+      rule's scale, value in ``rule_range`` (table in ``ThreeBodyConfig.step_mode``).
+    - ``step_mode="residual"``: the step is ``2^a`` times the step of ``residual_rule`` at
+      ``residual_value``, a in [-k, k] octaves (``residual_octaves``; action 0 = the rule),
+      optionally on power-of-two rungs held for ``residual_hold`` decisions.
+
+    In every rule mode the rule runs inside REBOUND's step loop in compiled code (one call
     per decision; ``STEPGYM_PURE_PYTHON=1`` selects the slower Python reference loop, which
     gives the same trajectory).
 
@@ -187,7 +195,13 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             config.integrator,
             Budget(config.max_evaluations_per_decision, config.max_wall_per_decision),
         )
-        self._rule = config.step_mode  # a name in STEP_RULES unless "raw"
+        self._rule = config.rule or "timescale"  # unused in raw mode
+        self._residual = (
+            ResidualMultiplier(config.residual_rungs, config.residual_hold)
+            if config.step_mode == "residual"
+            else None
+        )
+        self._bodies: list[Any] = []
         self._run: Callable[[float], AdvanceResult] = {
             ("slice", True): self._slice_raw,
             ("slice", False): self._slice_rule,
@@ -251,6 +265,9 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             bodies = make_instance(IC_SETS.get(cfg.ic_set), seed)
             self._instance = seed
         bodies = to_com_frame(bodies)
+        self._bodies = bodies
+        if self._residual is not None:
+            self._residual.reset()
         size = system_size(bodies)
         self.propagator.load(
             bodies,
@@ -270,6 +287,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._wall_time = 0.0
         self._setting = math.sqrt(self.action_map.low * self.action_map.high)
         state = self._state_record
+        state.new_episode()
         state.energy_error = 0.0
         state.log_energy_error = log_error(0.0)
         state.delta_log_energy_error = 0.0
@@ -294,7 +312,10 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         t_before = state.t
         self._decision += 1
         self._setting = setting
-        result = self._run(setting)
+        value = setting
+        if self._residual is not None:
+            value = cfg.residual_value * self._residual(setting)
+        result = self._run(value)
         work = result.work
         self._evaluations += work.evaluations
         self._steps += work.steps
@@ -327,9 +348,22 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             state.progress,
         )
         info: dict[str, Any] = {"message": message} if message else {}
+        if self._residual is not None:
+            info["step_multiplier"] = self._residual.current
+        if reason == "horizon" and cfg.phase_error:
+            info["phase_error"] = self._phase_error(state)
         if result.warnings:
             info["integrator_warnings"] = result.warnings
         return Advance(state, transition, reason, info or None)
+
+    def _phase_error(self, state: ThreeBodyState) -> float:
+        """Phase-space error against the converged reference (``stepgym.threebody.reference``)."""
+        reference = reference_state(
+            self._bodies, state.t, self.config.reference_epsilon, self.propagator.G
+        )
+        return phase_error(
+            self._bodies, state.positions, state.velocities, reference, self.propagator.G
+        )
 
     def _info(self, state: ThreeBodyState) -> dict[str, Any]:
         info = {
@@ -380,7 +414,13 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     def _render_frame(self, trace: list[Any]) -> np.ndarray:
         cfg = self.config
-        labels = {"timescale": "eta (step / t_dyn)", "radius": "r (step / rho_t)"}
+        labels = {
+            "timescale": "eta (step / t_dyn)",
+            "radius": "r (step / rho_t)",
+            "jerk": "eta (step / tau_jerk)",
+            "crossing": "eta (step / t_cross)",
+            "residual": f"multiplier on the {cfg.residual_rule} rule's step",
+        }
         label = labels.get(
             cfg.step_mode, f"{cfg.integrator} {INTEGRATORS.get(cfg.integrator).parameter}"
         )

@@ -95,6 +95,118 @@ void stepgym_timescale_and_separation(const char* sim, double* out) {
     out[1] = sqrt(r2_min);
 }
 
+/* Crossing time: min(t_dyn, min over pairs of r_ij / |v_ij|), as timescales.crossing_timescale. */
+double stepgym_rule_crossing(const char* sim) {
+    const size_t n = AT(sim, size_t, SIM_N);
+    const double G = AT(sim, double, SIM_G);
+    double t2_min = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        const double* a = particle(sim, i);
+        for (size_t j = i + 1; j < n; j++) {
+            const double* b = particle(sim, j);
+            const double dx = (&PX(a))[0] - (&PX(b))[0];
+            const double dy = (&PX(a))[1] - (&PX(b))[1];
+            const double dz = (&PX(a))[2] - (&PX(b))[2];
+            const double dvx = (&PV(a))[0] - (&PV(b))[0];
+            const double dvy = (&PV(a))[1] - (&PV(b))[1];
+            const double dvz = (&PV(a))[2] - (&PV(b))[2];
+            const double r2 = dx * dx + dy * dy + dz * dz;
+            const double v2 = dvx * dvx + dvy * dvy + dvz * dvz;
+            const double t2 = r2 * sqrt(r2) / (G * (PM(a) + PM(b)));
+            if (t2 < t2_min) t2_min = t2;
+            if (v2 > 0.0) {
+                const double c2 = r2 / v2;
+                if (c2 < t2_min) t2_min = c2;
+            }
+        }
+    }
+    return sqrt(t2_min);
+}
+
+#define SG_MAX_BODIES 64
+/* Accelerations, jerks and snaps of every body (Hermite derivatives), as
+ * timescales._derivatives: same operations, same order. */
+static void sg_derivatives(const char* sim, size_t n, double G, double (*acc)[3],
+                           double (*jerk)[3], double (*snap)[3]) {
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++) acc[i][k] = jerk[i][k] = snap[i][k] = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double* pi = particle(sim, i);
+        for (size_t j = i + 1; j < n; j++) {
+            const double* pj = particle(sim, j);
+            double r[3], w[3];
+            for (int k = 0; k < 3; k++) {
+                r[k] = (&PX(pj))[k] - (&PX(pi))[k];
+                w[k] = (&PV(pj))[k] - (&PV(pi))[k];
+            }
+            const double r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
+            const double inv3 = 1.0 / (r2 * sqrt(r2));
+            const double alpha = (r[0] * w[0] + r[1] * w[1] + r[2] * w[2]) / r2;
+            const double gi = G * PM(pj), gj = G * PM(pi);
+            for (int k = 0; k < 3; k++) {
+                const double a_k = r[k] * inv3;
+                const double j_k = w[k] * inv3 - 3.0 * alpha * a_k;
+                acc[i][k] += gi * a_k;
+                acc[j][k] -= gj * a_k;
+                jerk[i][k] += gi * j_k;
+                jerk[j][k] -= gj * j_k;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const double* pi = particle(sim, i);
+        for (size_t j = i + 1; j < n; j++) {
+            const double* pj = particle(sim, j);
+            double r[3], w[3], da[3];
+            for (int k = 0; k < 3; k++) {
+                r[k] = (&PX(pj))[k] - (&PX(pi))[k];
+                w[k] = (&PV(pj))[k] - (&PV(pi))[k];
+                da[k] = acc[j][k] - acc[i][k];
+            }
+            const double r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
+            const double inv3 = 1.0 / (r2 * sqrt(r2));
+            const double alpha = (r[0] * w[0] + r[1] * w[1] + r[2] * w[2]) / r2;
+            const double beta = ((w[0] * w[0] + w[1] * w[1] + w[2] * w[2]) +
+                                 (r[0] * da[0] + r[1] * da[1] + r[2] * da[2])) / r2 +
+                                alpha * alpha;
+            const double gi = G * PM(pj), gj = G * PM(pi);
+            for (int k = 0; k < 3; k++) {
+                const double a_k = r[k] * inv3;
+                const double j_k = w[k] * inv3 - 3.0 * alpha * a_k;
+                const double s_k = da[k] * inv3 - 6.0 * alpha * j_k - 3.0 * beta * a_k;
+                snap[i][k] += gi * s_k;
+                snap[j][k] -= gj * s_k;
+            }
+        }
+    }
+}
+
+/* Jerk/snap time scale (after REBOUND's PRS23 criterion for IAS15):
+ * min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)); t_dyn when no body has one. */
+double stepgym_rule_jerk(const char* sim) {
+    const size_t n = AT(sim, size_t, SIM_N);
+    const double G = AT(sim, double, SIM_G);
+    if (n > SG_MAX_BODIES) return NAN; /* ends the advance as a bad step */
+    double acc[SG_MAX_BODIES][3], jerk[SG_MAX_BODIES][3], snap[SG_MAX_BODIES][3];
+    sg_derivatives(sim, n, G, acc, jerk, snap);
+    double tau2_min = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        const double* a = acc[i];
+        const double* j = jerk[i];
+        const double* s = snap[i];
+        const double y2 = a[0] * a[0] + a[1] * a[1] + a[2] * a[2];
+        const double y3 = j[0] * j[0] + j[1] * j[1] + j[2] * j[2];
+        const double y4 = s[0] * s[0] + s[1] * s[1] + s[2] * s[2];
+        const double denominator = y3 + sqrt(y4 * y2);
+        if (denominator > 0.0) {
+            const double tau2 = 2.0 * y2 / denominator;
+            if (0.0 < tau2 && tau2 < tau2_min) tau2_min = tau2;
+        }
+    }
+    if (!(tau2_min < INFINITY)) return stepgym_rule_timescale(sim);
+    return sqrt(tau2_min);
+}
+
 #ifdef STEPGYM_HAVE_RHO_T
 /* rho_t = min over pairs of the pair's time-domain radius (capped at 1/n), see rho_t.h. */
 double stepgym_rule_radius(const char* sim) {

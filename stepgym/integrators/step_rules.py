@@ -17,6 +17,15 @@ Rules:
 - ``timescale``: t_dyn = min over pairs of sqrt(r_ij^3 / (G (m_i + m_j))).
 - ``radius``: rho_t = min over pairs of the time-domain radius of convergence of the pair's
   Kepler orbit, capped at 1/n (:mod:`stepgym.threebody.rho_t`).
+- ``jerk``: min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)), the derivatives
+  computed analytically (after REBOUND's PRS23 criterion for IAS15; equals t_dyn on a circular
+  orbit, smaller while a pair closes in fast; :mod:`stepgym.threebody.timescales`).
+- ``crossing``: min(t_dyn, min over pairs of r_ij / |v_ij|).
+
+A time-symmetric rule (dt = eta (tau(now) + tau(after the step)) / 2) does not fit here: its
+scale depends on the state after a trial step, which needs a force evaluation and a way to
+undo the step for every scheme (WHFast and SABA keep internal coordinates), not a function of
+the current particles.
 
 Adding a rule is one Python function registered here plus one C function
 ``double stepgym_rule_<name>(const char* sim)`` in ``step_rules.c``.
@@ -83,6 +92,27 @@ def radius_scale(view: ParticleView, G: float) -> float:
     return system_rho_t(positions, velocities, view.masses(), G)
 
 
+def _state_lists(view: ParticleView) -> tuple[list[list[float]], list[list[float]], list[float]]:
+    positions = np.empty((view.n, 3))
+    velocities = np.empty((view.n, 3))
+    view.read(positions, velocities)
+    return positions.tolist(), velocities.tolist(), view.masses().tolist()
+
+
+def jerk_scale(view: ParticleView, G: float) -> float:
+    """min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)) (timescales.jerk_timescale)."""
+    from stepgym.threebody.timescales import jerk_timescale
+
+    return jerk_timescale(*_state_lists(view), G)
+
+
+def crossing_scale(view: ParticleView, G: float) -> float:
+    """min(t_dyn, min over pairs of r_ij / |v_ij|) (timescales.crossing_timescale)."""
+    from stepgym.threebody.timescales import crossing_timescale
+
+    return crossing_timescale(*_state_lists(view), G)
+
+
 STEP_RULES.add(
     "timescale",
     StepRule(
@@ -99,6 +129,25 @@ STEP_RULES.add(
         radius_scale,
         "stepgym_rule_radius",
         "r * rho_t, rho_t = min over pairs of the Kepler time-domain radius, capped at 1/n",
+    ),
+)
+
+STEP_RULES.add(
+    "jerk",
+    StepRule(
+        "jerk",
+        jerk_scale,
+        "stepgym_rule_jerk",
+        "eta * tau_jerk, tau_jerk = min_i sqrt(2 |a_i|^2 / (|jerk_i|^2 + |a_i| |snap_i|))",
+    ),
+)
+STEP_RULES.add(
+    "crossing",
+    StepRule(
+        "crossing",
+        crossing_scale,
+        "stepgym_rule_crossing",
+        "eta * min(t_dyn, min_ij r_ij / |v_ij|)",
     ),
 )
 

@@ -10,9 +10,18 @@ from stepgym.actions import ACTION_KINDS
 from stepgym.config_checks import check_field_types
 from stepgym.errors import ConfigError, check_positive_int, check_range
 from stepgym.integrators.rebound_integrators import INTEGRATORS
+from stepgym.integrators.step_rules import STEP_RULES
 from stepgym.threebody.initial_conditions import IC_SETS, SEED_PAPER_SLICE, SPLITS
 
-STEP_MODES = ("raw", "timescale", "radius")
+STEP_MODES = ("raw", "timescale", "radius", "jerk", "crossing", "residual")
+"""The step modes at import time; :func:`step_modes` also lists rules registered later."""
+
+
+def step_modes() -> tuple[str, ...]:
+    """'raw', every per-step rule in STEP_RULES, and 'residual'."""
+    return ("raw", *STEP_RULES.names(), "residual")
+
+
 DECISION_MODES = ("slice", "fine")
 
 
@@ -40,10 +49,25 @@ class ThreeBodyConfig:
     action: str = "continuous"
     """'continuous' (Box[-1, 1], log-uniform onto the range) or 'discrete' (log grid)."""
     step_mode: str = "raw"
-    """'raw': the action is the scheme's own parameter (dt, or IAS15 epsilon / BS tolerance);
-    'timescale': the action is eta and the step is eta * t_dyn for every scheme;
-    'radius': the action is r and the step is r * rho_t (the time-domain radius of
-    convergence of the closest Kepler pair, ``stepgym.threebody.rho_t``) for every scheme."""
+    """What the action sets. Any name in ``STEP_RULES`` selects that per-step rule: the action
+    is its value v and every step is ``v * scale(state)``, for every scheme (fixed-step
+    schemes and IAS15 at epsilon = 0 take that step, BS at most that step):
+
+    ============  ==================================================  ==============
+    step_mode     scale                                               action range
+    ============  ==================================================  ==============
+    'raw'         none: the scheme's own parameter (dt, IAS15         raw_range
+                  epsilon, BS tolerance)
+    'timescale'   t_dyn = min_ij sqrt(r_ij^3 / (G (m_i + m_j)))       eta_range
+    'radius'      rho_t, the time-domain radius of the closest         radius_range
+                  Kepler pair (``stepgym.threebody.rho_t``)
+    'jerk'        min_i sqrt(2 |a_i|^2 / (|j_i|^2 + |a_i| |s_i|)),      rule_range
+                  jerk j and snap s analytic (``threebody.timescales``)
+    'crossing'    min(t_dyn, min_ij r_ij / |v_ij|)                     rule_range
+    'residual'    the rule ``residual_rule`` at ``residual_value``;    2^-k .. 2^k,
+                  the action multiplies its step by 2^a (a in octaves)  k = residual_octaves
+    ============  ==================================================  ==============
+    """
     decision: str = "slice"
     """'slice': one decision per ``slice_time`` of simulated time; 'fine': one decision per
     ``steps_per_decision`` integrator steps."""
@@ -52,8 +76,8 @@ class ThreeBodyConfig:
     steps_per_decision: int = 10
     """Integrator steps per decision in fine mode."""
     retime_every: int = 1
-    """In slice mode with step_mode='timescale' or 'radius': steps between recomputations of
-    t_dyn or rho_t (1 = every step, exact; larger is cheaper but lets the step lag a fast
+    """In slice mode with a rule step_mode (or 'residual'): steps between recomputations of
+    the rule's scale (1 = every step, exact; larger is cheaper but lets the step lag a fast
     encounter)."""
     n_actions: int = 10
     """Number of log-spaced settings for action='discrete'."""
@@ -64,6 +88,31 @@ class ThreeBodyConfig:
     radius_range: tuple[float, float] = (1e-4, 1.0)
     """Range of r in radius mode (step = r * rho_t); wide so that its bounds do not bind
     (good values on seed-paper starts with leapfrog lie near 1e-3 .. 1e-2)."""
+    rule_range: tuple[float, float] = (1e-4, 1.0)
+    """Range of the rule's value in the other rule modes ('jerk', 'crossing', rules added to
+    STEP_RULES); their scales equal t_dyn on a circular orbit, so eta's range fits."""
+    residual_rule: str = "timescale"
+    """step_mode='residual': the rule (a name in STEP_RULES) whose step the action scales."""
+    residual_value: float = 3e-3
+    """step_mode='residual': the rule's value (eta, r, ...) at action 0; tune it at the cost
+    you want (as the matched-cost comparison does), then the agent only learns deviations."""
+    residual_octaves: float = 3.0
+    """step_mode='residual': k, the action's reach in octaves: the multiplier 2^a has
+    a in [-k, k] (unit action u in [-1, 1] maps to a = k u; 0 is the rule itself)."""
+    residual_rungs: bool = False
+    """step_mode='residual': round the multiplier to a power of two (a to an integer), so the
+    step is the rule's times one of a few rungs (changing dt rarely and by factors of 2 is
+    what keeps symplectic schemes closest to their constant-step behaviour)."""
+    residual_hold: int = 1
+    """step_mode='residual': a new multiplier takes effect only after the current one has
+    been held for this many decisions (1: every decision may change it)."""
+    phase_error: bool = False
+    """Opt-in: at the horizon, report ``info["phase_error"]``, the phase-space distance to a
+    converged reference run (IAS15 at ``reference_epsilon``, cached per instance; see
+    ``stepgym.threebody.reference``). Off by default: the reference costs one tight run per
+    new instance."""
+    reference_epsilon: float = 1e-12
+    """IAS15's accuracy parameter for the phase-error reference run."""
     exact_slice_end: bool = True
     """Slice mode, raw setting, adaptive schemes (IAS15, BS): True ends each slice exactly at
     its decision time (REBOUND shortens the last step); False ends it at the end of the
@@ -101,7 +150,8 @@ class ThreeBodyConfig:
     def __post_init__(self) -> None:
         check_field_types(self)  # first: every later check may assume the annotated types
         _check_choice("action", self.action, ACTION_KINDS)
-        _check_choice("step_mode", self.step_mode, STEP_MODES)
+        _check_choice("step_mode", self.step_mode, step_modes())
+        _check_choice("residual_rule", self.residual_rule, tuple(STEP_RULES.names()))
         _check_choice("decision", self.decision, DECISION_MODES)
         _check_choice("split", self.split, SPLITS)
         INTEGRATORS.get(self.integrator)
@@ -115,9 +165,12 @@ class ThreeBodyConfig:
         if self.raw_range is not None:
             object.__setattr__(self, "raw_range", _check_log_range("raw_range", self.raw_range))
         object.__setattr__(self, "eta_range", _check_log_range("eta_range", self.eta_range))
-        object.__setattr__(
-            self, "radius_range", _check_log_range("radius_range", self.radius_range)
-        )
+        for name in ("radius_range", "rule_range"):
+            object.__setattr__(self, name, _check_log_range(name, getattr(self, name)))
+        check_range("residual_value", self.residual_value, 0.0, math.inf, inclusive=False)
+        check_range("residual_octaves", self.residual_octaves, 0.0, 60.0, inclusive=False)
+        check_positive_int("residual_hold", self.residual_hold)
+        check_range("reference_epsilon", self.reference_epsilon, 0.0, 1e-6, inclusive=False)
         if isinstance(self.cost_weight, int | float):
             check_range("cost_weight", self.cost_weight, 0.0, math.inf, inclusive=False)
         else:
@@ -137,11 +190,20 @@ class ThreeBodyConfig:
             object.__setattr__(self, "features", tuple(self.features))
 
     @property
+    def rule(self) -> str | None:
+        """The STEP_RULES name the steps follow (None in raw mode)."""
+        if self.step_mode == "raw":
+            return None
+        return self.residual_rule if self.step_mode == "residual" else self.step_mode
+
+    @property
     def setting_range(self) -> tuple[float, float]:
-        """The range the action maps onto: eta_range, radius_range, raw_range or the
-        integrator's default."""
-        if self.step_mode == "timescale":
-            return self.eta_range
-        if self.step_mode == "radius":
-            return self.radius_range
-        return self.raw_range or INTEGRATORS.get(self.integrator).raw_range
+        """The range the action maps onto: eta_range, radius_range, rule_range, the residual
+        multiplier's (2^-k, 2^k), raw_range or the integrator's default."""
+        if self.step_mode == "raw":
+            return self.raw_range or INTEGRATORS.get(self.integrator).raw_range
+        if self.step_mode == "residual":
+            return 2.0**-self.residual_octaves, 2.0**self.residual_octaves
+        return {"timescale": self.eta_range, "radius": self.radius_range}.get(
+            self.step_mode, self.rule_range
+        )

@@ -14,7 +14,8 @@ import numpy as np
 from stepgym.features import Feature
 from stepgym.registry import Registry
 from stepgym.threebody.records import ThreeBodyState
-from stepgym.threebody.rho_t import system_rho_t
+from stepgym.threebody.rho_t import pair_terms
+from stepgym.threebody.timescales import jerk_timescale
 
 THREE_BODY_FEATURES: Registry[Feature[ThreeBodyState]] = Registry("three-body feature")
 """Observation features by name."""
@@ -161,7 +162,7 @@ _add(
 
 def _rho_t(s: ThreeBodyState) -> float:
     """rho_t of the state: min over pairs of the capped time-domain radius (G = 1)."""
-    return system_rho_t(s.positions, s.velocities, s.masses)
+    return s.rho_t()
 
 
 _add(
@@ -186,6 +187,91 @@ _add(
     )
 )
 
+
+def _log_rho_t_rate(s: ThreeBodyState) -> float:
+    """log10 rho_t now minus at the previous decision (0 at the first one)."""
+    now, before = s.rho_t(), s.previous_rho_t()
+    if not (now > 0.0 and before > 0.0):
+        return 0.0
+    return math.log10(now) - math.log10(before)
+
+
+def _closest_pair(s: ThreeBodyState) -> tuple[np.ndarray, np.ndarray, float]:
+    """(separation, relative velocity, G (m_i + m_j)) of the closest pair (G = 1)."""
+    x, v = s.positions, s.velocities
+    i, j = min(_PAIRS, key=lambda p: float(np.sum((x[p[0]] - x[p[1]]) ** 2)))
+    return x[j] - x[i], v[j] - v[i], float(s.masses[i] + s.masses[j])
+
+
+def time_to_pericentre(s: ThreeBodyState) -> float:
+    """Time until the closest pair's next pericentre on its Kepler orbit: -tau while it closes
+    in (tau the time since the nearest pericentre), one period minus tau after it on a bound
+    orbit, inf after it on an unbound one."""
+    dr, dv, mu = _closest_pair(s)
+    tau, _imag, inverse_n = (float(a) for a in pair_terms(dr, dv, mu))
+    if not math.isfinite(tau):
+        return math.nan
+    if tau <= 0.0:
+        return -tau
+    bound = float(dv @ dv) < 2.0 * mu / math.sqrt(float(dr @ dr))
+    return 2.0 * math.pi * inverse_n - tau if bound else math.inf
+
+
+def _closing_rate(s: ThreeBodyState) -> float:
+    """-(r.v) / r^2 of the closest pair, times t_dyn."""
+    dr, dv, _mu = _closest_pair(s)
+    r2 = float(dr @ dr)
+    return -float(dr @ dv) / r2 * s.t_dyn if r2 > 0.0 else 0.0
+
+
+_add(
+    Feature(
+        "log_rho_t_rate",
+        _log_rho_t_rate,
+        -10.0,
+        10.0,
+        doc="log10 rho_t now minus at the previous decision: negative while an encounter "
+        "approaches faster than the decisions follow it (0 at the first decision)",
+        nan_value=0.0,
+    )
+)
+_add(
+    Feature(
+        "log_time_to_pericentre",
+        lambda s: _log10(time_to_pericentre(s)),
+        -10.0,
+        5.0,
+        doc="log10 time to the closest pair's next pericentre (Kepler two-body; 5 when it "
+        "recedes on an unbound orbit)",
+        nan_value=5.0,
+    )
+)
+_add(
+    Feature(
+        "closing_rate",
+        _closing_rate,
+        -20.0,
+        20.0,
+        doc="closing speed over separation of the closest pair, -(r.v) / r^2, times t_dyn: "
+        "> 0 while it closes in (sqrt(2) on a parabolic approach), < 0 while it recedes",
+        nan_value=0.0,
+    )
+)
+_add(
+    Feature(
+        "log_jerk_timescale",
+        lambda s: _log10(
+            jerk_timescale(s.positions.tolist(), s.velocities.tolist(), s.masses.tolist())
+        ),
+        -10.0,
+        5.0,
+        doc="log10 tau_jerk = min_i sqrt(2 |a_i|^2 / (|jerk_i|^2 + |a_i| |snap_i|)), the jerk "
+        "rule's scale (t_dyn on a circular orbit, smaller while a pair closes in or "
+        "separates fast)",
+        nan_value=-10.0,
+    )
+)
+
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "default": (
         "log_energy_error",
@@ -198,6 +284,21 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
         "cost_weight",
     ),
     "seed_paper": ("positions", "velocities", "neg_log_energy_error"),
+    "anticipation": (
+        "log_energy_error",
+        "delta_log_energy_error",
+        "log_timescale",
+        "log_min_separation",
+        "log_step_over_timescale",
+        "progress",
+        "last_action",
+        "cost_weight",
+        "log_rho_t",
+        "log_rho_t_rate",
+        "log_time_to_pericentre",
+        "closing_rate",
+        "log_jerk_timescale",
+    ),
 }
 """Named feature selections; ``features=NAME`` picks one."""
 

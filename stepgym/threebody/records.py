@@ -59,11 +59,36 @@ class ThreeBodyState:
     """This episode's cost weight."""
     masses: np.ndarray = field(default_factory=lambda: np.ones(3))
     """(3,) body masses in N-body units (G = 1); set by the environment at reset."""
+    _rho_t: float = math.nan
+    """rho_t of the current arrays (NaN until asked for)."""
+    _rho_t_previous: float = math.nan
+    """rho_t at the previous observation (NaN if it was not computed then, or a new episode)."""
 
     def _refresh(self) -> None:
         if not self.fresh and self.reader is not None:
             self.reader(self._positions, self._velocities)
             self.fresh = True
+            self._rho_t_previous, self._rho_t = self._rho_t, math.nan
+
+    def new_episode(self) -> None:
+        """Forget what earlier observations remembered (called by the environment at reset)."""
+        self.fresh = False
+        self._rho_t = self._rho_t_previous = math.nan
+
+    def rho_t(self) -> float:
+        """rho_t of the current state (min over pairs, capped; cached per observation)."""
+        self._refresh()
+        if math.isnan(self._rho_t):
+            from stepgym.threebody.rho_t import system_rho_t
+
+            self._rho_t = system_rho_t(self.positions, self.velocities, self.masses)
+        return self._rho_t
+
+    def previous_rho_t(self) -> float:
+        """rho_t at the previous observation, NaN if unknown (first observation of an episode,
+        or no feature asked for rho_t then)."""
+        self._refresh()
+        return self._rho_t_previous
 
     @property
     def positions(self) -> np.ndarray:

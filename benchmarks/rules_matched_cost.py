@@ -1,0 +1,85 @@
+"""Per-step rules against the timescale rule at matched cost (issue 11's rules worth beating).
+
+For each target eta of the timescale rule, every other rule's value is bisected (in log space,
+as ``stepgym evaluate`` does for a policy) until its median cost matches; then median/p90
+energy error, median/p90 phase-space error (against the cached IAS15 reference) and the
+failure rate are printed side by side. Deterministic: costs are force evaluations, not time.
+
+    python3 benchmarks/rules_matched_cost.py --episodes 20 --integrator leapfrog
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from stepgym.agents.baselines import BASELINES
+from stepgym.agents.domains import domain_for
+from stepgym.agents.evaluate import (
+    baseline_contender,
+    extra_error_summary,
+    held_out_seeds,
+    matched_cost,
+)
+from stepgym.agents.rollout import evaluate_contender, summarize
+from stepgym.threebody.initial_conditions import SEED_PAPER_SLICE
+
+ENV_ID = "stepgym/ThreeBody-v0"
+
+
+def _row(name: str, parameter: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"rule": name, "value": parameter, **summarize(rows), **extra_error_summary(rows)}
+
+
+def _print(row: dict[str, Any], reference: dict[str, Any]) -> None:
+    ratio = row["median_error"] / reference["median_error"]
+    ratio90 = row["p90_error"] / reference["p90_error"]
+    print(
+        f"{row['rule']:>10} {row['value']:9.3g} {row['median_cost']:9.0f} "
+        f"{row['median_error']:9.2e} {row['p90_error']:9.2e} "
+        f"{row.get('median_phase_error', math.nan):9.2e} "
+        f"{row.get('p90_phase_error', math.nan):9.2e} "
+        f"{row['failure_rate']:5.2f}  {ratio:5.2f}x {ratio90:5.2f}x"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--integrator", default="leapfrog")
+    parser.add_argument("--etas", type=float, nargs="+", default=[1e-3, 3e-3])
+    parser.add_argument("--rules", nargs="+", default=["jerk", "crossing", "radius"])
+    parser.add_argument("--slices", type=int, default=100, help="horizon in decisions")
+    parser.add_argument("--iterations", type=int, default=10)
+    args = parser.parse_args()
+    domain = domain_for(ENV_ID)
+    seeds = held_out_seeds(domain, 0, args.episodes)
+    kwargs = {
+        "integrator": args.integrator,
+        "horizon": args.slices * SEED_PAPER_SLICE,
+        "phase_error": True,
+    }
+    print(f"{args.episodes} seed-paper test starts, {args.integrator}, {args.slices} slices")
+    print(
+        f"{'rule':>10} {'value':>9} {'cost':>9} {'med dE':>9} {'p90 dE':>9} "
+        f"{'med ph':>9} {'p90 ph':>9} {'fail':>5}  med/ts  p90/ts"
+    )
+    for eta in args.etas:
+        spec = BASELINES.get("timescale")
+        contender = baseline_contender(ENV_ID, kwargs, "timescale", spec, domain, eta)
+        rows = evaluate_contender(ENV_ID, contender, domain, seeds)
+        reference = _row("timescale", eta, rows)
+        _print(reference, reference)
+        for name in args.rules:
+            summary, rule_rows = matched_cost(
+                ENV_ID, kwargs, name, domain, seeds, reference["median_cost"], args.iterations
+            )
+            row = _row(name, summary["parameter"], rule_rows)
+            _print(row, reference)
+            if not summary["bracketed"]:
+                print(f"{'':>10} (cost not bracketed)")
+
+
+if __name__ == "__main__":
+    main()
