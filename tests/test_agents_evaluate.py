@@ -76,6 +76,8 @@ def test_evaluate_writes_tables_plot_and_matched_cost(toy_run: Path, tmp_path: P
     matched = read_csv(out / "matched.csv")
     assert matched[0]["controller"] == "policy"
     assert matched[1]["controller"].startswith("timescale(")
+    families = [row["controller"].split("(")[0] for row in matched]
+    assert families == ["policy", "timescale", "jerk", "crossing", "radius"]  # each rule matched
     # toy cost is exactly 20 decisions / (0.1 eta): bisection lands within a few percent
     assert float(matched[1]["cost_ratio"]) == pytest.approx(1.0, rel=0.05)
     assert "## Matched cost" in report.markdown and "| policy |" in report.markdown

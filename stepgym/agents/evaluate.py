@@ -236,7 +236,8 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
     domain = domain_for(env_id)
     names = config.baselines if config.baselines is not None else domain.reference_baselines
     match = config.match if config.match is not None else domain.match_baseline
-    for name in (*names, *([match] if match and policy is not None else [])):
+    matches = [m.strip() for m in match.split(",") if m.strip()] if match else []
+    for name in (*names, *(matches if policy is not None else [])):
         check_baseline(name, domain.name)  # fail before any episode is run
     seeds = held_out_seeds(domain, config.seed, config.n_episodes)
     if config.pictures:
@@ -246,17 +247,12 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
     report = EvaluationReport(
         default_out_dir(config, env_id, policy), summary_rows(episodes), episodes
     )
-    if policy is not None and match:
-        report.matched = matched_table(
-            env_id,
-            kwargs,
-            match,
-            domain,
-            seeds,
-            report.summaries[0],
-            config.bisect_iters,
-            episodes,
+    for index, name in enumerate(matches if policy is not None else []):
+        # a comma-separated match bisects each rule: [policy, rule 1, rule 2, ...]
+        rows = matched_table(
+            env_id, kwargs, name, domain, seeds, report.summaries[0], config.bisect_iters, episodes
         )
+        report.matched += rows if index == 0 else rows[1:]
     write_report(report, domain, env_id)
     if config.pictures:
         report.files.update(save_pictures(env_id, contenders, domain, seeds[0], report.out_dir))
