@@ -266,3 +266,16 @@ def test_evaluation_tables_gain_phase_error_columns_when_episodes_report_it(
     coarse, fine = report.summaries[1], report.summaries[0]  # eta = 1 and eta = 1e-4
     assert fine["median_phase_error"] < coarse["median_phase_error"]
     assert "p90_phase_error" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_reference_run_that_passes_its_step_cap_gives_nan_not_a_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stepgym.threebody import reference
+
+    monkeypatch.setattr(reference, "MAX_STEPS", 10)
+    bodies = to_com_frame(make_instance(IC_SETS.get("seed_paper"), 2))
+    state = reference.reference_state(bodies, 5.0, epsilon=1e-12)
+    assert np.all(np.isnan(state))
+    assert math.isnan(phase_error(bodies, np.zeros((3, 3)), np.zeros((3, 3)), state))
+    reference.clear_cache()

@@ -19,7 +19,10 @@ plays many controllers on the same held-out instances computes each reference on
 
 from __future__ import annotations
 
+import logging
 import math
+import signal
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -27,6 +30,13 @@ import numpy as np
 
 from stepgym.threebody.physics import Body, system_size
 
+logger = logging.getLogger(__name__)
+
+MAX_STEPS = 5_000_000
+"""IAS15 steps a reference run may take; past them it gives up (NaN state, inf phase error)
+instead of stalling an evaluation on a near-collision."""
+CHUNKS = 64
+"""The reference run integrates in this many pieces, checking MAX_STEPS after each."""
 CACHE_SIZE = 4096
 """Reference states kept in memory (least recently used dropped first)."""
 TIME_DIGITS = 12
@@ -52,7 +62,19 @@ def _integrate(bodies: Sequence[Body], t: float, epsilon: float, G: float) -> np
         sim.add(m=body.mass, x=x, y=y, z=z, vx=vx, vy=vy, vz=vz)
     sim.integrator = "ias15"
     sim.integrator.epsilon = epsilon
-    sim.integrate(t, exact_finish_time=1)
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:  # REBOUND installs its own SIGINT handler on integrate; Python's is put back below
+        for k in range(1, CHUNKS + 1):
+            sim.integrate(t * k / CHUNKS, exact_finish_time=1)
+            if sim.steps_done > MAX_STEPS:
+                logger.warning(
+                    "the reference run passed %d IAS15 steps before t = %g", MAX_STEPS, t
+                )
+                return np.full((2, len(bodies), 3), np.nan)
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
     return state_of(sim)
 
 
@@ -88,7 +110,9 @@ def phase_error(
     G: float = 1.0,
 ) -> float:
     """RMS over bodies of |dx| / L and |dv| / V (see the module docstring); inf if the state
-    is not finite."""
+    is not finite, NaN if the reference is not (its run gave up)."""
+    if not np.all(np.isfinite(reference)):
+        return math.nan
     length = system_size(bodies)
     speed = math.sqrt(G * sum(b.mass for b in bodies) / length)
     dx = (np.asarray(positions, dtype=float) - reference[0]) / length
