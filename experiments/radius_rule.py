@@ -196,41 +196,53 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({(r["ic_set"], r["integrator"]) for r in results})
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
-    for ax, (ic_set, integrator) in zip(axes[0], groups, strict=True):
-        mine = sorted(
-            (r for r in results if (r["ic_set"], r["integrator"]) == (ic_set, integrator)),
-            key=lambda r: r["cost_radius"],
-        )
-        for prefix, cost_key, label, colour in (
-            ("rad", "cost_radius", "radius r*rho_t", "tab:red"),
-            ("ts", "cost_timescale", "timescale eta*t_dyn", "tab:blue"),
-        ):
-            costs = [r[cost_key] for r in mine]
-            for stat, style in (("median", "-o"), ("p90", "--s")):
-                values = [r["stats"][f"{prefix}_{stat}"] for r in mine]
-                ax.errorbar(
-                    costs,
-                    [v[0] for v in values],
-                    yerr=[
-                        [max(v[0] - v[1], 0) for v in values],
-                        [max(v[2] - v[0], 0) for v in values],
-                    ],
-                    fmt=style,
-                    color=colour,
-                    label=f"{label} {stat}",
-                    capsize=2,
-                )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{ic_set}, {integrator}", fontsize=9)
-        ax.set_xlabel("median force evaluations")
-        ax.set_ylabel("|dE/E0| (successful episodes)")
+    ic_sets = sorted({r["ic_set"] for r in results})
+    integrators = sorted({r["integrator"] for r in results})
+    fig, axes = plt.subplots(
+        len(ic_sets), len(integrators), figsize=(4.2 * len(integrators), 3.6 * len(ic_sets))
+    )
+    axes = np.atleast_2d(axes)
+    for row, ic_set in enumerate(ic_sets):
+        for col, integrator in enumerate(integrators):
+            _panel(axes[row][col], results, ic_set, integrator)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _panel(ax: Any, results: list[dict[str, Any]], ic_set: str, integrator: str) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    mine = sorted(
+        (r for r in results if (r["ic_set"], r["integrator"]) == (ic_set, integrator)),
+        key=lambda r: r["cost_radius"],
+    )
+    for prefix, cost_key, label, colour in (
+        ("rad", "cost_radius", "radius r*rho_t", "tab:red"),
+        ("ts", "cost_timescale", "timescale eta*t_dyn", "tab:blue"),
+    ):
+        costs = [r[cost_key] for r in mine]
+        for stat, style in (("median", "-o"), ("p90", "--s")):
+            values = [r["stats"][f"{prefix}_{stat}"] for r in mine]
+            ax.errorbar(
+                costs,
+                [v[0] for v in values],
+                yerr=[
+                    [max(v[0] - v[1], 0) for v in values],
+                    [max(v[2] - v[0], 0) for v in values],
+                ],
+                fmt=style,
+                color=colour,
+                label=f"{label} {stat}",
+                capsize=2,
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_title(f"{ic_set}, {integrator}", fontsize=9)
+    ax.set_xlabel("median force evaluations")
+    ax.set_ylabel("|dE/E0| (successful episodes)")
 
 
 def main() -> None:
