@@ -210,19 +210,11 @@ def test_finite_difference_radius_tracks_the_exact_one(sample_set: str) -> None:
 @pytest.mark.slow
 def test_spike_acceptance_experiment() -> None:
     """Radius at r = 0.5 survives a x10,000 spike (>= 90% median); plain Adam does not."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from stepgym.reproduce.softmax_spike import run_once
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "spike_experiment.py"
-    spec = importlib.util.spec_from_file_location("spike_experiment", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["spike_experiment"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
     seeds = range(5)
-    controlled = [module.run_once("mlp_layernorm", "radius r=0.5", s) for s in seeds]
-    plain = [module.run_once("mlp_layernorm", "plain Adam", s) for s in seeds]
+    controlled = [run_once("mlp_layernorm", "radius r=0.5", s) for s in seeds]
+    plain = [run_once("mlp_layernorm", "plain Adam", s) for s in seeds]
     assert sorted(r.val_accuracy for r in controlled)[2] >= 0.90
     assert all(r.end_reason == "step_budget" for r in controlled)
     assert all(r.end_reason == "diverged" or r.val_accuracy < 0.7 for r in plain)
