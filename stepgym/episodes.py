@@ -141,7 +141,8 @@ class Domain:
     transfer_axis: str = "integrator"
     """The env keyword a transfer table varies by default."""
     dimensionless: Mapping[str, Any] = field(default_factory=dict)
-    """Env keyword arguments that make the action dimensionless (needed for transfer)."""
+    """Env keyword arguments that make the action dimensionless (needed for transfer): a value,
+    or a tuple of the values that all qualify."""
     reference_baselines: tuple[str, ...] = ()
     """Baselines drawn by default beside a policy."""
     match_baseline: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agents_toy_env import register_toy, train_briefly
@@ -207,3 +208,18 @@ def test_three_body_escape_is_an_outcome_but_energy_error_is_a_failure() -> None
     assert failed(episode("horizon", float("nan")))
     assert not failed(episode("escape", 1e-9))
     assert not failed(episode("horizon", 1e-9))
+
+
+@pytest.mark.parametrize("step_mode", ["timescale", "radius", "jerk", "residual"])
+def test_every_per_step_rule_counts_as_dimensionless_for_transfer(step_mode: str) -> None:
+    from types import SimpleNamespace
+
+    from stepgym.agents.domains import domain_for
+    from stepgym.agents.transfer import check_dimensionless
+
+    domain = domain_for("stepgym/ThreeBody-v0")
+    policy: Any = SimpleNamespace(env_kwargs={"step_mode": step_mode}, run_dir=Path("run"))
+    check_dimensionless(policy, domain)  # accepted: no error
+    policy = SimpleNamespace(env_kwargs={"step_mode": "raw"}, run_dir=Path("run"))
+    with pytest.raises(ConfigError, match="step_mode in"):
+        check_dimensionless(policy, domain)

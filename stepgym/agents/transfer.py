@@ -2,7 +2,8 @@
 
 No retraining: the policy keeps its weights and observation statistics; only the env
 keyword on the transfer axis changes. This is meaningful only through a dimensionless
-action (``step_mode="timescale"`` for ThreeBody, ``action="radius"`` for CrossEntropy),
+action (a per-step rule's ``step_mode`` for ThreeBody: ``"timescale"``, ``"radius"``, ``"jerk"``,
+``"crossing"`` or ``"residual"``; ``action="radius"`` for CrossEntropy),
 so a policy whose env arguments lack it is refused, and so is a target whose observation or
 action space differs from the one the policy was trained on.
 """
@@ -49,12 +50,17 @@ class TransferReport:
 def check_dimensionless(policy: TrainedPolicy, domain: Domain) -> None:
     """Refuse policies whose action is not dimensionless (their actions mean nothing elsewhere)."""
     kwargs = policy.env_kwargs
-    wrong = {k: v for k, v in domain.dimensionless.items() if kwargs.get(k) != v}
+    wrong = {
+        key: accepted if isinstance(accepted, tuple) else (accepted,)
+        for key, accepted in domain.dimensionless.items()
+    }
+    wrong = {key: accepted for key, accepted in wrong.items() if kwargs.get(key) not in accepted}
     if wrong:
-        given = {k: kwargs.get(k) for k in wrong}
+        given = {key: kwargs.get(key) for key in wrong}
+        needed = ", ".join(f"{key} in {list(accepted)}" for key, accepted in wrong.items())
         raise ConfigError(
-            f"{policy.run_dir} was trained with {given}; transfer needs the dimensionless "
-            f"action {dict(domain.dimensionless)}: retrain with --env-kwargs including it."
+            f"{policy.run_dir} was trained with {given}; transfer needs a dimensionless "
+            f"action ({needed}): retrain with --env-kwargs including it."
         )
 
 
