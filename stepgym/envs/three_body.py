@@ -101,7 +101,11 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     ``features="seed_paper"``: planar positions / 10 (6), planar velocities (6),
     -log10 |dE| (1). Also available: ``closest_pair_approach`` (-1 .. 1, the closest pair's
-    radial velocity over its relative speed: negative while an encounter is coming).
+    radial velocity over its relative speed: negative while an encounter is coming),
+    ``log_rho_t`` (log10 of the time-domain radius rho_t), ``log_rho_t_over_t_dyn``, and the
+    anticipation features ``log_rho_t_rate``, ``log_time_to_pericentre``, ``closing_rate``,
+    ``log_jerk_timescale`` (``features="anticipation"``: the default set plus these and
+    ``log_rho_t``). ``THREE_BODY_FEATURES`` lists every feature with its bounds.
 
     ## Rewards
 
@@ -169,7 +173,10 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     ## Version History
 
-    - v0: initial version.
+    - v0: initial version. Revised without a version bump (the package is pre-1.0):
+      ``wall_time`` left ``info`` unless asked for; an invalid action is scored as the worst
+      failure; the rule step modes ``radius``, ``jerk``, ``crossing``, ``residual`` and
+      ``exact_slice_end`` were added (the default observation and reward are unchanged).
     """
 
     metadata = RENDER_METADATA
