@@ -272,27 +272,22 @@ _add(
     )
 )
 
+_DEFAULT_SET = (
+    "log_energy_error",
+    "delta_log_energy_error",
+    "log_timescale",
+    "log_min_separation",
+    "log_step_over_timescale",
+    "progress",
+    "last_action",
+    "cost_weight",
+)
+
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
-    "default": (
-        "log_energy_error",
-        "delta_log_energy_error",
-        "log_timescale",
-        "log_min_separation",
-        "log_step_over_timescale",
-        "progress",
-        "last_action",
-        "cost_weight",
-    ),
+    "default": _DEFAULT_SET,
     "seed_paper": ("positions", "velocities", "neg_log_energy_error"),
     "anticipation": (
-        "log_energy_error",
-        "delta_log_energy_error",
-        "log_timescale",
-        "log_min_separation",
-        "log_step_over_timescale",
-        "progress",
-        "last_action",
-        "cost_weight",
+        *_DEFAULT_SET,
         "log_rho_t",
         "log_rho_t_rate",
         "log_time_to_pericentre",
