@@ -13,7 +13,8 @@ from stepgym.errors import UnknownNameError
 from stepgym.integrators.rebound_backend import INTEGRATORS, Budget, ReboundPropagator
 from stepgym.threebody.initial_conditions import IC_SETS, make_instance
 
-FIXED = [n for n in INTEGRATORS if not INTEGRATORS.get(n).adaptive]
+REBOUND_SCHEMES = [n for n in INTEGRATORS if INTEGRATORS.get(n).rebound]  # not yoshida4
+FIXED = [n for n in REBOUND_SCHEMES if not INTEGRATORS.get(n).adaptive]
 PYTHAGOREAN = make_instance(IC_SETS.get("pythagorean"), 0)
 
 
@@ -129,7 +130,7 @@ def test_rebound_exceptions_become_reasons() -> None:
     assert propagator.advance_raw_steps(100_000, 1e-3).status == "close_encounter"
 
 
-@pytest.mark.parametrize("name", list(INTEGRATORS))
+@pytest.mark.parametrize("name", REBOUND_SCHEMES)
 def test_timescale_rule_ends_exactly_at_the_requested_time(name: str) -> None:
     propagator = ReboundPropagator(name)
     propagator.load(PYTHAGOREAN)

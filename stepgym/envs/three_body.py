@@ -15,7 +15,7 @@ from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.envs.spec import EnvSpec
 from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
-from stepgym.integrators.rebound_backend import AdvanceResult, Budget, ReboundPropagator
+from stepgym.integrators.base import AdvanceResult, Budget, Propagator, make_propagator
 from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.rewards import WeightedReward
 from stepgym.threebody.config import ThreeBodyConfig
@@ -198,7 +198,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             WeightedReward(REWARD_TERMS, config.reward, REWARD_PRESETS),
         )
         self.config = config
-        self.propagator = ReboundPropagator(
+        self.propagator: Propagator = make_propagator(  # the class the INTEGRATORS entry names
             config.integrator,
             Budget(config.max_evaluations_per_decision, config.max_wall_per_decision),
         )

@@ -1,7 +1,8 @@
 """Integrators: things that advance a state by a step whose size (or accuracy) is chosen.
 
 - ``INTEGRATORS`` (:mod:`stepgym.integrators.rebound_integrators`): REBOUND integrators for
-  the three-body environment (ias15, bs, leapfrog, whfast, saba).
+  the three-body environment (ias15, bs, leapfrog, whfast, saba), and yoshida4, a NumPy
+  scheme outside REBOUND registered from its own module (:mod:`stepgym.integrators.yoshida`).
 - ``OPTIMIZERS`` (:mod:`stepgym.integrators.optimizers`): gradient optimizers as integrators
   of gradient flow for the cross-entropy environment (sgd, momentum, adam, adamw, sgdp, adamp,
   ngd).

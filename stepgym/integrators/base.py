@@ -5,11 +5,25 @@ an agent chooses: a REBOUND integrator advancing a gravitational system, or a gr
 optimizer advancing network weights along gradient flow. Work is counted in deterministic
 units (force evaluations, gradient evaluations); wall time is reported beside it, never
 instead of it.
+
+Also here: the limits of one advance (:class:`Budget`), its outcome (:class:`AdvanceResult`),
+and the two protocols the three-body environment drives a scheme through --
+:class:`Propagator` (load, advance, energy, reads, release) and :class:`ParticleReader` (the
+state reads the per-step rules use). :func:`make_propagator` builds the propagator class a
+scheme's ``INTEGRATORS`` entry names, so a scheme from outside REBOUND is one file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from stepgym.integrators.bodies import Body
 
 
 @dataclass(frozen=True)
@@ -32,3 +46,116 @@ class Work:
 
 
 NO_WORK = Work(0.0, 0, 0.0)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits on one advance; exceeding one ends it with status ``"stalled"``."""
+
+    max_evaluations: float = 2e7
+    """Force evaluations allowed per advance."""
+    max_wall_time: float = 5.0
+    """Wall-clock seconds allowed per advance."""
+
+
+class AdvanceResult(NamedTuple):
+    """What one advance did: its work and why it stopped early (None if it did not).
+
+    Immutable; a named tuple rather than a frozen dataclass because one is built per decision
+    (a third of the cost).
+    """
+
+    work: Work
+    status: str | None = None
+    """None, or "escape", "close_encounter", "stalled" (budget, stuck clock, REBOUND error)."""
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+    """The integrator's warnings during the advance (e.g. IAS15 not converging), captured
+    instead of printed; those the scheme emits by design are left out."""
+
+
+class ParticleReader(Protocol):
+    """Reads of a gravitational state, what the per-step rules (STEP_RULES) and the
+    environment's observation need; :class:`~stepgym.integrators.bodies.ParticleView` reads a
+    REBOUND simulation, other propagators provide their own."""
+
+    n: int
+    """Number of bodies."""
+
+    def read(self, positions: np.ndarray, velocities: np.ndarray) -> None:
+        """Copy positions and velocities into the given (n, 3) arrays."""
+
+    def masses(self) -> np.ndarray:
+        """The (n,) masses."""
+
+    def timescale(self, G: float = 1.0) -> float:
+        """t_dyn = min over pairs of sqrt(r_ij^3 / (G (m_i + m_j)))."""
+
+    def timescale_and_separation(self, G: float = 1.0) -> tuple[float, float]:
+        """(t_dyn, smallest pair distance)."""
+
+
+class Propagator(Protocol):
+    """What the three-body environment drives: one gravitational system advanced by a
+    registered scheme, bounded by a :class:`Budget`, with exact work counts.
+
+    :class:`~stepgym.integrators.rebound_backend.ReboundPropagator` runs REBOUND; a scheme
+    from outside REBOUND provides its own class and names it in its ``INTEGRATORS`` entry
+    (``propagator``), see :mod:`stepgym.integrators.yoshida`.
+    """
+
+    G: float
+    view: ParticleReader | None
+    """Reads of the current state; None until :meth:`load`."""
+
+    @property
+    def t(self) -> float: ...
+
+    def load(
+        self,
+        bodies: Sequence[Body],
+        *,
+        exit_max_distance: float | None = None,
+        exit_min_distance: float | None = None,
+    ) -> None:
+        """Start afresh from ``bodies``; the exits end an advance with ``"escape"`` (a body
+        farther than ``exit_max_distance`` from the origin) or ``"close_encounter"``."""
+
+    def energy(self) -> float:
+        """Total energy."""
+
+    def last_step(self) -> float:
+        """Length of the last step taken (0 before the first)."""
+
+    def timescale_and_separation(self) -> tuple[float, float]:
+        """(t_dyn, smallest pair distance) of the current state."""
+
+    def release(self) -> None:
+        """Drop the state; reads fail until the next :meth:`load`."""
+
+    def advance_raw_to(self, t_end: float, value: float, exact: bool = True) -> AdvanceResult:
+        """Advance to ``t_end`` with the scheme's raw setting ``value``."""
+
+    def advance_raw_steps(self, n_steps: int, value: float) -> AdvanceResult:
+        """Take ``n_steps`` steps with the raw setting ``value``."""
+
+    def advance_rule_to(
+        self, t_end: float, value: float, retime_every: int = 1, rule: str = "timescale"
+    ) -> AdvanceResult:
+        """Advance to ``t_end`` with steps ``value * scale`` of a STEP_RULES rule."""
+
+    def advance_rule_steps(
+        self, n_steps: int, value: float, rule: str = "timescale"
+    ) -> AdvanceResult:
+        """Take ``n_steps`` steps of ``value * scale`` of a STEP_RULES rule."""
+
+
+def make_propagator(integrator: str, budget: Budget | None = None) -> Propagator:
+    """The propagator for ``integrator`` (a name in INTEGRATORS), of the class its entry names
+    (``"module:Class"``), imported only now so a scheme's dependency loads only when used."""
+    from stepgym.integrators.rebound_integrators import INTEGRATORS
+
+    module, _, name = INTEGRATORS.get(integrator).propagator.partition(":")
+    propagator_class = getattr(import_module(module), name)
+    propagator: Propagator = propagator_class(integrator, budget)
+    return propagator

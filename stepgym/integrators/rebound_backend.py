@@ -32,11 +32,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from stepgym.errors import MissingDependencyError
-from stepgym.integrators.base import NO_WORK, Work
+from stepgym.errors import ConfigError, MissingDependencyError
+from stepgym.integrators.base import NO_WORK, AdvanceResult, Budget, Work
+from stepgym.integrators.bodies import Body, ParticleView
 from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
 from stepgym.integrators.native import pure_python_requested
 from stepgym.integrators.rebound_calls import ReboundCalls, reported_warnings
@@ -58,7 +58,6 @@ from stepgym.integrators.step_rules import (
     VALUE,
     load_compiled_rules,
 )
-from stepgym.threebody.physics import Body, ParticleView
 
 __all__ = ["INTEGRATORS", "AdvanceResult", "Budget", "ReboundIntegrator", "ReboundPropagator"]
 
@@ -96,32 +95,6 @@ def _import_rebound() -> Any:
     return rebound
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Limits on one advance; exceeding one ends it with status ``"stalled"``."""
-
-    max_evaluations: float = 2e7
-    """Force evaluations allowed per advance."""
-    max_wall_time: float = 5.0
-    """Wall-clock seconds allowed per advance."""
-
-
-class AdvanceResult(NamedTuple):
-    """What one advance did: its work and why it stopped early (None if it did not).
-
-    Immutable; a named tuple rather than a frozen dataclass because one is built per decision
-    (a third of the cost).
-    """
-
-    work: Work
-    status: str | None = None
-    """None, or "escape", "close_encounter", "stalled" (budget, stuck clock, REBOUND error)."""
-    message: str = ""
-    warnings: tuple[str, ...] = ()
-    """REBOUND's warnings during the advance (e.g. IAS15 not converging), captured instead of
-    printed; those the scheme emits by design (e.g. BS hitting its max_dt cap) are left out."""
-
-
 _NOTHING_TO_DO = AdvanceResult(NO_WORK)
 """The result of an advance whose end an earlier step already passed."""
 
@@ -147,6 +120,11 @@ class ReboundPropagator:
         self._rebound = _import_rebound()
         self._c = ReboundCalls(self._rebound)
         self.scheme: ReboundIntegrator = INTEGRATORS.get(integrator)()
+        if not self.scheme.rebound:
+            raise ConfigError(
+                f"{integrator!r} is not a REBOUND scheme; build its propagator with "
+                f"stepgym.integrators.base.make_propagator({integrator!r})."
+            )
         self.budget = budget or Budget()
         self.G = G
         self.sim: Any = None

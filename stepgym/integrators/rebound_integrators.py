@@ -52,6 +52,12 @@ class ReboundIntegrator:
     evaluations_per_step: ClassVar[int | None] = None
     """Force evaluations per step if fixed and exact; None means counted by a callback."""
     doc: ClassVar[str] = ""
+    rebound: ClassVar[bool] = True
+    """True if REBOUND runs the scheme; False for a scheme with its own propagator."""
+    propagator: ClassVar[str] = "stepgym.integrators.rebound_backend:ReboundPropagator"
+    """``"module:Class"`` of the propagator that runs the scheme (see
+    :func:`stepgym.integrators.base.make_propagator`); a scheme from outside REBOUND names its
+    own class satisfying :class:`stepgym.integrators.base.Propagator`."""
     expected_warnings: ClassVar[tuple[str, ...]] = ()
     """Prefixes of REBOUND warnings the scheme emits by design (e.g. BS at its max_dt cap in
     timescale mode); advances leave them out of ``AdvanceResult.warnings``."""
@@ -232,3 +238,8 @@ class SABA(ReboundIntegrator):
         "coordinates with 8 stages (8 force evaluations per step) and error "
         "O(e dt^10 + e^2 dt^6 + e^3 dt^4) for a perturbation e, so fourth order in dt overall."
     )
+
+
+# Schemes from outside REBOUND register themselves from their own module; it is imported here
+# (after INTEGRATORS exists) so every name is known wherever the registry is read.
+from stepgym.integrators import yoshida as _yoshida  # noqa: E402, F401

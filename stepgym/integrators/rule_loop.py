@@ -22,10 +22,10 @@ from stepgym.integrators.step_rules import (
 )
 
 if TYPE_CHECKING:
+    from stepgym.integrators.base import ParticleReader
     from stepgym.integrators.rebound_backend import ReboundPropagator
-    from stepgym.threebody.physics import ParticleView
 
-Scale = Callable[["ParticleView", float], float]
+Scale = Callable[["ParticleReader", float], float]
 
 
 def over_budget(sim: Any, counter: Any, steps0: int, per_step: float, loop_pass: int) -> bool:

@@ -1,7 +1,7 @@
 """Per-step rules: the step ``value * scale(state)`` recomputed from the particles every step.
 
 Each entry of :data:`STEP_RULES` pairs a pure-Python reference (the time scale read from a
-:class:`~stepgym.threebody.physics.ParticleView`) with the name of its C twin in
+:class:`~stepgym.integrators.base.ParticleReader`) with the name of its C twin in
 ``step_rules.c``. The propagator runs a whole decision in one call of REBOUND's
 ``reb_simulation_steps`` with a compiled heartbeat (:func:`load_compiled_rules`): after each
 step it checks the clock and the work and wall budgets, computes the rule and sets the next
@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
+from stepgym.integrators.base import ParticleReader
 from stepgym.integrators.native import build_library, function_address
 from stepgym.registry import Registry
-from stepgym.threebody.physics import ParticleView
 
 REQUEST_SIZE = 6
 """Doubles in a request: [fine, value, t_end, n_steps, retime_every, evaluations_per_step]."""
@@ -66,7 +66,7 @@ class StepRule:
 
     name: str
     """Name in STEP_RULES (also the env's step mode that uses it)."""
-    scale: Callable[[ParticleView, float], float]
+    scale: Callable[[ParticleReader, float], float]
     """Pure-Python reference: the time scale from the particles and G."""
     c_function: str
     """Name of the C twin in step_rules.c (``double f(const char* sim)``)."""
@@ -77,12 +77,12 @@ STEP_RULES: Registry[StepRule] = Registry("step rule")
 """Per-step rules by name."""
 
 
-def timescale_scale(view: ParticleView, G: float) -> float:
+def timescale_scale(view: ParticleReader, G: float) -> float:
     """t_dyn = min over pairs of sqrt(r_ij^3 / (G (m_i + m_j)))."""
     return view.timescale(G)
 
 
-def radius_scale(view: ParticleView, G: float) -> float:
+def radius_scale(view: ParticleReader, G: float) -> float:
     """rho_t: min over pairs of the capped time-domain radius (stepgym.threebody.rho_t)."""
     from stepgym.threebody.rho_t import system_rho_t
 
@@ -92,21 +92,21 @@ def radius_scale(view: ParticleView, G: float) -> float:
     return system_rho_t(positions, velocities, view.masses(), G)
 
 
-def _state_lists(view: ParticleView) -> tuple[list[list[float]], list[list[float]], list[float]]:
+def _state_lists(view: ParticleReader) -> tuple[list[list[float]], list[list[float]], list[float]]:
     positions = np.empty((view.n, 3))
     velocities = np.empty((view.n, 3))
     view.read(positions, velocities)
     return positions.tolist(), velocities.tolist(), view.masses().tolist()
 
 
-def jerk_scale(view: ParticleView, G: float) -> float:
+def jerk_scale(view: ParticleReader, G: float) -> float:
     """min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)) (timescales.jerk_timescale)."""
     from stepgym.threebody.timescales import jerk_timescale
 
     return jerk_timescale(*_state_lists(view), G)
 
 
-def crossing_scale(view: ParticleView, G: float) -> float:
+def crossing_scale(view: ParticleReader, G: float) -> float:
     """min(t_dyn, min over pairs of r_ij / |v_ij|) (timescales.crossing_timescale)."""
     from stepgym.threebody.timescales import crossing_timescale
 
