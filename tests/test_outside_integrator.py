@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import stepgym  # noqa: F401  (registers the environments)
+from stepgym.errors import ConfigError
 from stepgym.integrators.base import Budget, make_propagator
 from stepgym.integrators.bodies import Body
 from stepgym.integrators.rebound_integrators import INTEGRATORS
@@ -92,6 +93,10 @@ def test_exits_and_budget_end_an_advance_with_a_status() -> None:
 def test_registered_from_its_own_module_and_needs_no_rebound() -> None:
     entry = INTEGRATORS.get("yoshida4")
     assert not entry.rebound and entry.evaluations_per_step == 3 and entry.order == 4
+    from stepgym.integrators.rebound_backend import ReboundPropagator
+
+    with pytest.raises(ConfigError, match="make_propagator"):
+        ReboundPropagator("yoshida4")
     code = (
         "import sys; sys.modules['rebound'] = None\n"
         "from stepgym.integrators.base import make_propagator\n"
@@ -153,14 +158,18 @@ def test_a_timescale_policy_trained_on_leapfrog_transfers_to_yoshida4(tmp_path: 
     )
     report = transfer(
         TransferConfig(
-            policies=(run,), targets=("leapfrog", "yoshida4"), n_episodes=2, out_dir=tmp_path
+            policies=(run,),
+            targets=("leapfrog", "yoshida4", "janus"),
+            n_episodes=2,
+            out_dir=tmp_path,
         )
     )
     assert [(c["trained_on"], c["evaluated_on"]) for c in report.cells] == [
         ("leapfrog", "leapfrog"),
         ("leapfrog", "yoshida4"),
+        ("leapfrog", "janus"),
     ]
     with open(tmp_path / "transfer.csv", newline="") as handle:
         rows = {row["evaluated_on"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"leapfrog", "yoshida4"}
+    assert set(rows) == {"leapfrog", "yoshida4", "janus"}
     assert "yoshida4" in (tmp_path / "transfer.md").read_text()

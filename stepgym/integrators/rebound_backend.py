@@ -215,7 +215,7 @@ class ReboundPropagator:
 
     def last_step(self) -> float:
         """Length of the last step taken (0 before the first)."""
-        return float(self.sim.dt_last_done)
+        return self.scheme.last_step(self.sim)
 
     def timescale(self) -> float:
         assert self.view is not None

@@ -15,12 +15,10 @@ known (``evaluations_per_step``; the test suite checks it against a counting cal
 adaptive schemes it varies with the predictor-corrector iterations and rejected steps, so the
 backend counts every evaluation with a callback (``evaluations_per_step = None``).
 
-Adding a scheme is a one-file change::
-
-    @INTEGRATORS.register("janus")
-    class Janus(ReboundIntegrator):
-        name = "janus"; adaptive = False; raw_range = (1e-6, 1e-1); order = 2
-        evaluations_per_step = ...
+Adding a scheme REBOUND has is one class here (as :class:`Janus` below: REBOUND's name, kind,
+raw range, order, evaluations per step). A scheme from outside REBOUND is one module of its
+own whose entry also names its propagator class (``propagator = "module:Class"``), imported at
+the end of this module: see :mod:`stepgym.integrators.yoshida`.
 """
 
 from __future__ import annotations
@@ -73,6 +71,10 @@ class ReboundIntegrator:
     def apply_step(self, sim: Any, dt: float) -> None:
         """Take the next steps with length ``dt``."""
         _set_field(sim, "dt", dt)
+
+    def last_step(self, sim: Any) -> float:
+        """Length of the last step taken (0 before the first)."""
+        return float(sim.dt_last_done)
 
     def enter_step_mode(self, sim: Any) -> None:
         """Put the scheme in the mode ``apply_step`` uses, without setting a step (the
@@ -238,6 +240,24 @@ class SABA(ReboundIntegrator):
         "coordinates with 8 stages (8 force evaluations per step) and error "
         "O(e dt^10 + e^2 dt^6 + e^3 dt^4) for a perturbation e, so fourth order in dt overall."
     )
+
+
+@INTEGRATORS.register("janus")
+class Janus(ReboundIntegrator):
+    name = "janus"
+    adaptive = False
+    raw_range = _FIXED_STEP_RANGE
+    order = 6
+    evaluations_per_step = 9
+    doc = (
+        "JANUS (Rein & Tamayo 2018): leapfrog composed to sixth order (9 stages, 9 force "
+        "evaluations per step) on integer coordinates, so exactly time-reversible; positions "
+        "and velocities are held to REBOUND's default resolution of 1e-16."
+    )
+
+    def last_step(self, sim: Any) -> float:
+        """JANUS leaves ``dt_last_done`` at 0; its steps are ``sim.dt`` (last one included)."""
+        return float(sim.dt) if sim.steps_done else 0.0
 
 
 # Schemes from outside REBOUND register themselves from their own module; it is imported here

@@ -45,7 +45,8 @@ class ThreeBodyConfig:
     """Everything that defines a ThreeBody-v0 environment (all quantities in N-body units, G=1)."""
 
     integrator: str = "ias15"
-    """REBOUND scheme, a name in ``stepgym.integrators.rebound_backend.INTEGRATORS``."""
+    """Scheme, a name in ``stepgym.integrators.rebound_integrators.INTEGRATORS`` (REBOUND's,
+    or one from outside REBOUND such as ``yoshida4``)."""
     action: str = "continuous"
     """'continuous' (Box[-1, 1], log-uniform onto the range) or 'discrete' (log grid)."""
     step_mode: str = "raw"
