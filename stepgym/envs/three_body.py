@@ -37,8 +37,9 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     """
     ## Description
 
-    An agent chooses how a REBOUND integrator steps through the chaotic gravitational
-    three-body problem (Saz Ulibarrena & Portegies Zwart 2025, arXiv 2502.12809). It trades
+    An agent chooses how an integrator (REBOUND's, or a registered one such as ``yoshida4``)
+    steps through the chaotic gravitational three-body problem (Saz Ulibarrena & Portegies
+    Zwart 2025, arXiv 2502.12809). It trades
     accuracy (the relative energy error |E - E0| / |E0|) against work (force evaluations,
     counted exactly; wall time is only reported). Units are N-body units, G = 1.
 
