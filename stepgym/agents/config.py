@@ -160,7 +160,7 @@ class QuickstartConfig:
     scheme, so its optimum is a bound or flat over decades). raw_range only bounds the
     fixed-step grid (steps below 1e-4 take minutes per episode)."""
     total_timesteps: int = 800_000
-    """PPO training steps (about 3 minutes of one core with the native vector env)."""
+    """PPO training steps (about 140 s of one core with the native vector env)."""
     n_envs: int = 8
     """Parallel training environments."""
     n_episodes: int = 30

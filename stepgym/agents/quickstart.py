@@ -4,8 +4,8 @@ By default: ThreeBody-v0 with the leapfrog integrator driven by the dimensionles
 (``step_mode="timescale"``) under the ``linear_cost`` reward, 800,000 PPO steps (the native
 vector env and the compiled step rule make them cost what 200,000 did before), then the
 policy, every fixed setting of a grid and the timescale rule on held-out instances, the
-timescale rule's eta bisected to the policy's median cost. Sized to finish in 3-4 minutes
-on two CPU cores (about 3 minutes of one core: PPO and the environments share a process).
+timescale rule's eta bisected to the policy's median cost. Measured at 2.3-2.5 minutes wall
+(about 140 s of one core: PPO and the environments share a process) for seeds 0-4.
 """
 
 from __future__ import annotations
