@@ -52,6 +52,16 @@ static const double* particle(const char* sim, size_t i) {
 #define PV(p) ((p)[P_VX / 8])
 #define PM(p) ((p)[P_M / 8])
 
+/* A pair's squared free-fall time r^3 / (G (m_a + m_b)), with r^2 written to *r2: the pair
+ * arithmetic every pair rule shares (same operations, same order as the Python references). */
+static inline double pair_t2(const double* a, const double* b, double G, double* r2) {
+    const double dx = (&PX(a))[0] - (&PX(b))[0];
+    const double dy = (&PX(a))[1] - (&PX(b))[1];
+    const double dz = (&PX(a))[2] - (&PX(b))[2];
+    *r2 = dx * dx + dy * dy + dz * dz;
+    return *r2 * sqrt(*r2) / (G * (PM(a) + PM(b)));
+}
+
 /* t_dyn = min over pairs of sqrt(r^3 / (G (m_i + m_j))), as ParticleView.timescale. */
 double stepgym_rule_timescale(const char* sim) {
     const size_t n = AT(sim, size_t, SIM_N);
@@ -61,11 +71,8 @@ double stepgym_rule_timescale(const char* sim) {
         const double* a = particle(sim, i);
         for (size_t j = i + 1; j < n; j++) {
             const double* b = particle(sim, j);
-            const double dx = (&PX(a))[0] - (&PX(b))[0];
-            const double dy = (&PX(a))[1] - (&PX(b))[1];
-            const double dz = (&PX(a))[2] - (&PX(b))[2];
-            const double r2 = dx * dx + dy * dy + dz * dz;
-            const double t2 = r2 * sqrt(r2) / (G * (PM(a) + PM(b)));
+            double r2;
+            const double t2 = pair_t2(a, b, G, &r2);
             if (t2 < t2_min) t2_min = t2;
         }
     }
@@ -82,11 +89,8 @@ void stepgym_timescale_and_separation(const char* sim, double* out) {
         const double* a = particle(sim, i);
         for (size_t j = i + 1; j < n; j++) {
             const double* b = particle(sim, j);
-            const double dx = (&PX(a))[0] - (&PX(b))[0];
-            const double dy = (&PX(a))[1] - (&PX(b))[1];
-            const double dz = (&PX(a))[2] - (&PX(b))[2];
-            const double r2 = dx * dx + dy * dy + dz * dz;
-            const double t2 = r2 * sqrt(r2) / (G * (PM(a) + PM(b)));
+            double r2;
+            const double t2 = pair_t2(a, b, G, &r2);
             if (t2 < t2_min) t2_min = t2;
             if (r2 < r2_min) r2_min = r2;
         }
@@ -104,15 +108,12 @@ double stepgym_rule_crossing(const char* sim) {
         const double* a = particle(sim, i);
         for (size_t j = i + 1; j < n; j++) {
             const double* b = particle(sim, j);
-            const double dx = (&PX(a))[0] - (&PX(b))[0];
-            const double dy = (&PX(a))[1] - (&PX(b))[1];
-            const double dz = (&PX(a))[2] - (&PX(b))[2];
             const double dvx = (&PV(a))[0] - (&PV(b))[0];
             const double dvy = (&PV(a))[1] - (&PV(b))[1];
             const double dvz = (&PV(a))[2] - (&PV(b))[2];
-            const double r2 = dx * dx + dy * dy + dz * dz;
             const double v2 = dvx * dvx + dvy * dvy + dvz * dvz;
-            const double t2 = r2 * sqrt(r2) / (G * (PM(a) + PM(b)));
+            double r2;
+            const double t2 = pair_t2(a, b, G, &r2);
             if (t2 < t2_min) t2_min = t2;
             if (v2 > 0.0) {
                 const double c2 = r2 / v2;
