@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import fields
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,22 +14,27 @@ from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.envs.spec import EnvSpec
 from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
-from stepgym.integrators.base import AdvanceResult, Budget, Propagator, make_propagator
+from stepgym.integrators.base import Budget, Propagator, make_propagator
 from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.rewards import WeightedReward
 from stepgym.threebody.config import ThreeBodyConfig
+from stepgym.threebody.episode import (
+    RESET_OPTIONS,
+    decision_end,
+    decision_runner,
+    draw_cost_weight,
+    start_record,
+    starting_bodies,
+    worst_failure,
+)
 from stepgym.threebody.evaluation import END_REASONS, THREE_BODY_DOMAIN
 from stepgym.threebody.features import THREE_BODY_FEATURES, resolve_features
-from stepgym.threebody.initial_conditions import IC_SETS, instance_seed, make_instance
-from stepgym.threebody.physics import parse_bodies, system_size, to_com_frame
+from stepgym.threebody.physics import system_size
 from stepgym.threebody.records import ThreeBodyState, ThreeBodyTransition, log_error
 from stepgym.threebody.reference import phase_error, reference_state
-from stepgym.threebody.render import OrbitPoint, render_orbits
+from stepgym.threebody.render import OrbitPoint, render_orbits, setting_label
 from stepgym.threebody.residual import ResidualMultiplier
 from stepgym.threebody.rewards import REWARD_PRESETS, REWARD_TERMS
-
-RESET_OPTIONS = ("bodies", "instance")
-_CONFIG_FIELDS = tuple(f.name for f in fields(ThreeBodyConfig))
 
 
 class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
@@ -203,19 +207,13 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             config.integrator,
             Budget(config.max_evaluations_per_decision, config.max_wall_per_decision),
         )
-        self._rule = config.rule or "timescale"  # unused in raw mode
         self._residual = (
             ResidualMultiplier(config.residual_rungs, config.residual_hold)
             if config.step_mode == "residual"
             else None
         )
         self._bodies: list[Any] = []
-        self._run: Callable[[float], AdvanceResult] = {
-            ("slice", True): self._slice_raw,
-            ("slice", False): self._slice_rule,
-            ("fine", True): self._fine_raw,
-            ("fine", False): self._fine_rule,
-        }[(config.decision, config.step_mode == "raw")]
+        self._run = decision_runner(config, self.propagator, self._slice_end)
         self._state_record = ThreeBodyState()
         self._energy0 = 1.0
         self._decision = 0
@@ -225,25 +223,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._setting = math.sqrt(low * high)
         self._instance: int | None = None
 
-    # -- advances (physics lives in the propagator) --------------------------------------------
-    def _slice_raw(self, setting: float) -> AdvanceResult:
-        return self.propagator.advance_raw_to(
-            self._slice_end(), setting, exact=self.config.exact_slice_end
-        )
-
-    def _slice_rule(self, setting: float) -> AdvanceResult:
-        return self.propagator.advance_rule_to(
-            self._slice_end(), setting, self.config.retime_every, rule=self._rule
-        )
-
-    def _fine_raw(self, setting: float) -> AdvanceResult:
-        return self.propagator.advance_raw_steps(self.config.steps_per_decision, setting)
-
-    def _fine_rule(self, setting: float) -> AdvanceResult:
-        return self.propagator.advance_rule_steps(
-            self.config.steps_per_decision, setting, rule=self._rule
-        )
-
+    # -- decisions (physics lives in the propagator) --------------------------------------------
     def _slice_end(self) -> float:
         return min(self._decision * self.config.slice_time, self.config.horizon)
 
@@ -255,24 +235,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     # -- StepSizeEnv hooks ---------------------------------------------------------------------
     def _reset_process(self, options: Mapping[str, Any]) -> ThreeBodyState:
         cfg = self.config
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"unknown reset option(s) {unknown}; valid options: {', '.join(RESET_OPTIONS)}."
-            )
-        if isinstance(cfg.cost_weight, tuple):
-            log_low, log_high = (math.log10(w) for w in cfg.cost_weight)
-            cost_weight = float(10.0 ** self.np_random.uniform(log_low, log_high))
-        else:
-            cost_weight = float(cfg.cost_weight)
-        if "bodies" in options:
-            bodies = parse_bodies(options["bodies"])
-            self._instance = None
-        else:
-            seed = instance_seed(self.np_random, cfg.split, options.get("instance"))
-            bodies = make_instance(IC_SETS.get(cfg.ic_set), seed)
-            self._instance = seed
-        bodies = to_com_frame(bodies)
+        cost_weight = draw_cost_weight(cfg.cost_weight, self.np_random)
+        bodies, self._instance = starting_bodies(cfg, self.np_random, options)
         self._bodies = bodies
         if self._residual is not None:
             self._residual.reset()
@@ -295,15 +259,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._wall_time = 0.0
         self._setting = math.sqrt(self.action_map.low * self.action_map.high)
         state = self._state_record
-        state.new_episode()
-        state.energy_error = 0.0
-        state.log_energy_error = log_error(0.0)
-        state.delta_log_energy_error = 0.0
-        state.last_action = 0.0
-        state.cost_weight = cost_weight
         assert self.propagator.view is not None
-        state.reader = self.propagator.view.read  # valid until the next load
-        state.masses = np.array([body.mass for body in bodies])
+        start_record(state, cost_weight, bodies, self.propagator.view.read)  # until next load
         self._observe(state)
         return state
 
@@ -337,13 +294,14 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         state.delta_log_energy_error = state.log_energy_error - log_before
         state.last_action = self.action_map.to_unit(setting)
         self._observe(state)
-        reason, message = result.status, result.message
-        if reason != "stalled" and energy_error > cfg.energy_error_limit:
-            reason = "energy_error"
-        elif reason is None and not state.t > t_before and not self._slice_passed(state.t):
-            reason, message = "stalled", "the simulated time did not advance in this decision"
-        elif reason is None and state.t >= cfg.horizon * (1.0 - 1e-12):
-            reason = "horizon"
+        reason, message = decision_end(
+            result.status,
+            result.message,
+            energy_error,
+            cfg.energy_error_limit,
+            advanced=state.t > t_before or self._slice_passed(state.t),
+            at_horizon=state.t >= cfg.horizon * (1.0 - 1e-12),
+        )
         transition = ThreeBodyTransition(
             log_before,
             state.log_energy_error,
@@ -393,45 +351,24 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         return info
 
     def _failure_transition(self, reason: str) -> ThreeBodyTransition:
-        """The worst failure this decision could have had (the reward of an undecodable action
-        must never beat a real failure): every energy error past the limit up to NaN's 1e300,
-        no work or the whole decision budget, either end of the setting range."""
-        cfg, state = self.config, self._state_record
-        limit = math.log10(cfg.energy_error_limit)
-        log_errors = {*np.linspace(limit, max(limit, 3.0), 121).tolist(), 0.1, 300.0}
-        candidates = [
-            ThreeBodyTransition(
-                state.log_energy_error,
-                max(log_after, limit),
-                work,
-                self._evaluations + work,
-                setting,
-                self._decision + 1,
-                state.cost_weight,
-                reason,
-                state.progress,
-            )
-            for log_after in sorted(log_errors)
-            for work in (0.0, cfg.max_evaluations_per_decision)
-            for setting in (self.action_map.low, self.action_map.high, self._setting)
-        ]
-        return min(candidates, key=lambda t: self.reward_fn(t)[0])
+        """The worst failure this decision could have had (see ``worst_failure``)."""
+        return worst_failure(
+            self.config,
+            self._state_record,
+            self.reward_fn,
+            reason=reason,
+            evaluations=self._evaluations,
+            decision=self._decision,
+            settings=(self.action_map.low, self.action_map.high, self._setting),
+        )
 
     def _trace_point(self, state: ThreeBodyState, info: Mapping[str, Any]) -> OrbitPoint:
         return OrbitPoint(state.positions.copy(), self._setting, state.t, state.energy_error)
 
     def _render_frame(self, trace: list[Any]) -> np.ndarray:
         cfg = self.config
-        labels = {
-            "timescale": "eta (step / t_dyn)",
-            "radius": "r (step / rho_t)",
-            "jerk": "eta (step / tau_jerk)",
-            "crossing": "eta (step / t_cross)",
-            "residual": f"multiplier on the {cfg.residual_rule} rule's step",
-        }
-        label = labels.get(
-            cfg.step_mode, f"{cfg.integrator} {INTEGRATORS.get(cfg.integrator).parameter}"
-        )
+        raw = f"{cfg.integrator} {INTEGRATORS.get(cfg.integrator).parameter}"
+        label = setting_label(cfg.step_mode, cfg.residual_rule, raw)
         return render_orbits(trace, (self.action_map.low, self.action_map.high), label)
 
     def close(self) -> None:

@@ -40,6 +40,19 @@ def figure_to_rgb(figure: object) -> np.ndarray:
     return np.array(canvas.buffer_rgba(), dtype=np.uint8)[..., :3].copy()
 
 
+def setting_label(step_mode: str, residual_rule: str, raw_parameter: str) -> str:
+    """The colour bar's label: what the setting means in ``step_mode`` (``raw_parameter``,
+    e.g. ``"leapfrog dt"``, in raw mode)."""
+    labels = {
+        "timescale": "eta (step / t_dyn)",
+        "radius": "r (step / rho_t)",
+        "jerk": "eta (step / tau_jerk)",
+        "crossing": "eta (step / t_cross)",
+        "residual": f"multiplier on the {residual_rule} rule's step",
+    }
+    return labels.get(step_mode, raw_parameter)
+
+
 def render_orbits(
     trace: Sequence[OrbitPoint], setting_range: tuple[float, float], setting_label: str
 ) -> np.ndarray:
