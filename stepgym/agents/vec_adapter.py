@@ -49,7 +49,6 @@ class NativeVecEnv(VecEnv):
                 "autoreset_mode='SameStep' (NativeVecEnv.make does)."
             )
         self.vector_env = vector_env
-        self.envs = vector_env.envs
         super().__init__(
             vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space
         )
@@ -76,6 +75,11 @@ class NativeVecEnv(VecEnv):
         self._reset_seeds()
         self._reset_options()
         return self.vector_env.observations()
+
+    @property
+    def envs(self) -> list[Any]:
+        """The copies, up to date (the vector env writes batched records back on access)."""
+        return self.vector_env.envs
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions

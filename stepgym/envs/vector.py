@@ -24,7 +24,7 @@ or ``"SameStep"`` (the copy resets in the step that ends it; ``info["final_obs"]
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -34,6 +34,37 @@ from stepgym.envs.base import StepSizeEnv
 from stepgym.errors import ConfigError
 
 InfoList = list[dict[str, Any]]
+
+
+class BatchStep(Protocol):
+    """Decides all copies of a vector env in one call (e.g.
+    :class:`~stepgym.envs.vector_three_body.ThreeBodyBatchStep`); the vector env keeps the
+    autoreset, time limits and info format, and steps a copy by itself where the batch
+    cannot decode its action."""
+
+    def attach(self, i: int) -> None:
+        """Read copy ``i``'s state from its env (after a reset or a step of its own)."""
+
+    def detach(self, i: int) -> None:
+        """Write copy ``i``'s state and latest info back into its env."""
+
+    def decode(self, actions: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """(settings, decodable mask) of all copies, or None to decode copy by copy."""
+
+    def advance(self, rows: np.ndarray, settings: np.ndarray, raw: np.ndarray) -> list[int]:
+        """Decide copies ``rows``, writing their raw observation rows; the copies that ended."""
+
+    def reward(self, rows: np.ndarray) -> np.ndarray:
+        """Rewards of the latest :meth:`advance` (an array over all copies)."""
+
+    def end_reason(self, i: int) -> str | None:
+        """Why copy ``i``'s episode ended in the latest advance (None: it goes on)."""
+
+    def info(self, i: int) -> dict[str, Any]:
+        """Copy ``i``'s info of the latest advance."""
+
+    def batched_info(self) -> dict[str, Any] | None:
+        """All copies' infos of the latest advance in vector format, or None (per copy)."""
 
 
 def parse_autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
@@ -65,6 +96,8 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         envs: the copies (unwrapped, built with the same arguments).
         autoreset_mode: ``"NextStep"`` (default) or ``"SameStep"``.
         max_episode_steps: truncate episodes after this many steps (None: never).
+        batch: builds the step that decides all copies in one call from the copies (returns
+            None when their configuration needs the copy-by-copy path); None: copy by copy.
     """
 
     def __init__(
@@ -72,14 +105,15 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         envs: Sequence[StepSizeEnv[Any, Any]],
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         max_episode_steps: int | None = None,
+        batch: Callable[[list[Any]], BatchStep | None] | None = None,
     ) -> None:
         if not envs:
             raise ConfigError("a vector environment needs num_envs >= 1.")
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ConfigError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}.")
-        self.envs = list(envs)
-        self.num_envs = len(self.envs)
-        first = self.envs[0]
+        self._copies = list(envs)
+        self.num_envs = len(self._copies)
+        first = self._copies[0]
         self.single_observation_space = first.observation_space
         self.single_action_space = first.action_space
         self.observation_space = batch_space(first.observation_space, self.num_envs)
@@ -94,7 +128,28 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self._terminated = np.zeros(self.num_envs, dtype=np.bool_)
         self._truncated = np.zeros(self.num_envs, dtype=np.bool_)
         self._needs_reset = np.zeros(self.num_envs, dtype=np.bool_)
-        self._elapsed = [0] * self.num_envs
+        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
+        self._batch = batch(self._copies) if batch is not None else None
+        self._stale = np.zeros(self.num_envs, dtype=np.bool_)
+        """Copies whose env object lags the batch's arrays (written back on access)."""
+
+    @property
+    def envs(self) -> list[StepSizeEnv[Any, Any]]:
+        """The copies, each up to date (the batched path writes their records back first)."""
+        if self._stale.any():
+            for i in np.flatnonzero(self._stale).tolist():
+                self._sync(i)
+        return self._copies
+
+    @property
+    def batched(self) -> bool:
+        """True if steps decide all copies in one call (else copy by copy)."""
+        return self._batch is not None
+
+    def _sync(self, i: int) -> None:
+        if self._stale[i] and self._batch is not None:
+            self._batch.detach(i)
+            self._stale[i] = False
 
     # -- Gymnasium VectorEnv API ---------------------------------------------------------------
     def reset(
@@ -110,8 +165,8 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        observations, rewards, terminated, truncated, infos, finals = self.step_each(actions)
-        vector_info = batch_infos(infos, self.num_envs)
+        observations, rewards, terminated, truncated, infos, finals = self._step(actions)
+        vector_info = infos if isinstance(infos, dict) else batch_infos(infos, self.num_envs)
         if finals:
             final_obs = np.full(self.num_envs, None, dtype=object)
             final_infos: InfoList = [{} for _ in range(self.num_envs)]
@@ -126,7 +181,7 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         return observations, rewards, terminated, truncated, vector_info
 
     def close_extras(self, **kwargs: Any) -> None:
-        for env in self.envs:
+        for env in self._copies:
             env.close()
 
     # -- per-copy results (what the SB3 adapter reads) -------------------------------------------
@@ -159,49 +214,111 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     ]:
         """Step every copy: (observations, rewards, terminated, truncated, per-copy infos,
         ``{i: (final observation, final info)}`` of the copies that SameStep-reset)."""
-        same_step = self.mode is AutoresetMode.SAME_STEP
-        raw, rewards, terminated, truncated = (
-            self._raw,
-            self._rewards,
-            self._terminated,
-            self._truncated,
-        )
-        limit = self.max_episode_steps
-        infos: InfoList = []
-        ending: list[int] = []
-        for i, env in enumerate(self.envs):
-            if self._needs_reset[i]:  # NextStep autoreset
-                self._needs_reset[i] = False
-                infos.append(self._reset_one(i, None, None))
-                rewards[i], terminated[i], truncated[i] = 0.0, False, False
-                continue
-            advance, rewards[i], terms = env.transition(actions[i])
-            env.features.write(advance.state, raw[i])
-            infos.append(env.step_info(advance, terms))
-            reason = advance.end_reason
-            self._elapsed[i] += 1
-            ends_by_time = limit is not None and self._elapsed[i] >= limit
-            truncations = env.end_reasons.truncation
-            terminated[i] = reason is not None and reason not in truncations
-            truncated[i] = reason in truncations or ends_by_time
-            if reason is not None or ends_by_time:
-                ending.append(i)
+        observations, rewards, terminated, truncated, infos, finals = self._step(actions)
+        if isinstance(infos, dict):
+            infos = [self._info(i, None) for i in range(self.num_envs)]
+        return observations, rewards, terminated, truncated, infos, finals
+
+    # -- one step of every copy --------------------------------------------------------------
+    def _step(
+        self, actions: np.ndarray
+    ) -> tuple[
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        InfoList | dict[str, Any],
+        dict[int, tuple[np.ndarray, Any]],
+    ]:
+        """The step shared by :meth:`step` and :meth:`step_each`; infos come as per-copy dicts,
+        or already batched when the batched path could build them at once."""
+        rewards, terminated, truncated = self._rewards, self._terminated, self._truncated
+        own_infos: dict[int, Any] = {}  # copies with an info dict of their own this step
+        stepping = ~self._needs_reset
+        for i in np.flatnonzero(self._needs_reset).tolist():  # NextStep autoreset
+            own_infos[i] = self._reset_one(i, None, None)
+            rewards[i], terminated[i], truncated[i] = 0.0, False, False
+        self._needs_reset[:] = False
+        decided = self._decode(actions, stepping)
+        for i in np.flatnonzero(stepping if decided is None else stepping & ~decided[0]).tolist():
+            own_infos[i] = self._step_copy(i, actions[i])
+        if decided is not None and decided[0].any():
+            self._step_rows(np.flatnonzero(decided[0]), decided[1])
+        self._elapsed[stepping] += 1
+        if self.max_episode_steps is not None:
+            truncated |= stepping & (self._elapsed >= self.max_episode_steps)
+        ending = np.flatnonzero(stepping & (terminated | truncated)).tolist()
+        infos: InfoList | dict[str, Any] | None = None
+        if not own_infos and not ending and self._batch is not None:
+            infos = self._batch.batched_info()
+        if infos is None:
+            infos = [self._info(i, own_infos) for i in range(self.num_envs)]
         observations = self.observations()
         finals: dict[int, tuple[np.ndarray, Any]] = {}
-        if same_step:
+        if self.mode is not AutoresetMode.SAME_STEP:
+            self._needs_reset[ending] = True
+        elif ending:
+            assert isinstance(infos, list)  # built per copy on a step where copies end
             for i in ending:
                 finals[i] = (observations[i].copy(), infos[i])
                 infos[i] = self._reset_one(i, None, None)
-                observations[i] = raw[i]
-        else:
-            self._needs_reset[ending] = True
+                observations[i] = self._raw[i]
         return observations, rewards.copy(), terminated.copy(), truncated.copy(), infos, finals
+
+    def _decode(
+        self, actions: np.ndarray, stepping: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mask of the stepping copies the batch decides, decoded settings of all copies), or
+        None without a batch or for a batch of actions it cannot decode at once."""
+        decoded = self._batch.decode(actions) if self._batch is not None else None
+        if decoded is None:
+            return None
+        settings, valid = decoded
+        return stepping & valid, settings
+
+    def _step_rows(self, rows: np.ndarray, settings: np.ndarray) -> None:
+        """Decide copies ``rows`` in one batched call."""
+        assert self._batch is not None
+        batch = self._batch
+        ended = batch.advance(rows, settings, self._raw)
+        self._rewards[rows] = batch.reward(rows)[rows]
+        self._stale[rows] = True
+        self._terminated[rows] = False
+        self._truncated[rows] = False
+        truncations = self._copies[0].end_reasons.truncation
+        for i in ended:
+            truncates = batch.end_reason(i) in truncations
+            self._terminated[i], self._truncated[i] = not truncates, truncates
+
+    def _step_copy(self, i: int, action: Any) -> dict[str, Any]:
+        """Step copy ``i`` by itself (no batch, or an action the batch cannot decode)."""
+        self._sync(i)
+        env = self._copies[i]
+        advance, self._rewards[i], terms = env.transition(action)
+        env.features.write(advance.state, self._raw[i])
+        info: dict[str, Any] = env.step_info(advance, terms)
+        reason = advance.end_reason
+        truncations = env.end_reasons.truncation
+        self._terminated[i] = reason is not None and reason not in truncations
+        self._truncated[i] = reason in truncations
+        if self._batch is not None:
+            self._batch.attach(i)
+        return info
+
+    def _info(self, i: int, own_infos: dict[int, Any] | None) -> Any:
+        if own_infos is not None and i in own_infos:
+            return own_infos[i]
+        assert self._batch is not None
+        return self._batch.info(i)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> Any:
-        observation, info = self.envs[i].reset(seed=seed, options=options)
+        self._stale[i] = False  # reset rewrites the copy's whole record
+        observation, info = self._copies[i].reset(seed=seed, options=options)
         self._raw[i] = observation  # already sanitized; sanitizing again leaves it unchanged
         self._elapsed[i] = 0
+        if self._batch is not None:
+            self._batch.attach(i)
         return info
 
     def observations(self) -> np.ndarray:
@@ -274,9 +391,11 @@ def _column(values: list[Any], num_envs: int) -> Any:
 
 def vector_entry_point(
     env_cls: Callable[..., StepSizeEnv[Any, Any]],
+    batch: Callable[[list[Any]], BatchStep | None] | None = None,
 ) -> Callable[..., StepSizeVectorEnv]:
     """A ``vector_entry_point`` for ``env_cls``: ``(num_envs, autoreset_mode, max_episode_steps,
-    **env kwargs)`` -> :class:`StepSizeVectorEnv` of ``num_envs`` copies."""
+    **env kwargs)`` -> :class:`StepSizeVectorEnv` of ``num_envs`` copies (decided together by
+    ``batch(copies)`` where it returns a :class:`BatchStep`)."""
 
     def make(
         num_envs: int = 1,
@@ -287,20 +406,24 @@ def vector_entry_point(
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
         envs = [env_cls(**kwargs) for _ in range(num_envs)]
-        return StepSizeVectorEnv(envs, autoreset_mode, max_episode_steps)
+        return StepSizeVectorEnv(envs, autoreset_mode, max_episode_steps, batch)
 
     make.__doc__ = f"N copies of {env_cls.__name__} as one StepSizeVectorEnv."
     return make
 
 
 def three_body_vector(num_envs: int = 1, **kwargs: Any) -> StepSizeVectorEnv:
-    """``stepgym/ThreeBody-v0``'s vector entry point: N copies of ThreeBodyEnv in one process."""
+    """``stepgym/ThreeBody-v0``'s vector entry point: N copies of ThreeBodyEnv in one process,
+    decided in one compiled call where the configuration allows it
+    (:class:`~stepgym.envs.vector_three_body.ThreeBodyBatchStep`)."""
     from stepgym.envs.three_body import ThreeBodyEnv
+    from stepgym.envs.vector_three_body import ThreeBodyBatchStep
 
-    return vector_entry_point(ThreeBodyEnv)(num_envs, **kwargs)
+    return vector_entry_point(ThreeBodyEnv, ThreeBodyBatchStep.build)(num_envs, **kwargs)
 
 
 __all__ = [
+    "BatchStep",
     "StepSizeVectorEnv",
     "batch_infos",
     "parse_autoreset_mode",

@@ -8,21 +8,32 @@ scale-free) and ``"seed_paper"`` (the seed paper's planar positions / 10, veloci
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from operator import attrgetter
 
 import numpy as np
 
 from stepgym.features import Feature
+from stepgym.integrators.batch import log10_each
 from stepgym.registry import Registry
-from stepgym.threebody.records import ThreeBodyState
+from stepgym.threebody.records import ThreeBodyBatch, ThreeBodyState
 from stepgym.threebody.rho_t import pair_terms
 from stepgym.threebody.timescales import jerk_timescale
 
 THREE_BODY_FEATURES: Registry[Feature[ThreeBodyState]] = Registry("three-body feature")
 """Observation features by name."""
 
+BatchFeature = Callable[[ThreeBodyBatch], np.ndarray]
+BATCH_FEATURES: dict[str, BatchFeature] = {}
+"""Batched twins of features, by name: the same values, bit for bit, for N copies at once
+(read from a :class:`~stepgym.threebody.records.ThreeBodyBatch`). The native vector env
+computes a feature set this way when every feature in it has a twin, else copy by copy."""
 
-def _add(feature: Feature[ThreeBodyState]) -> None:
+
+def _add(feature: Feature[ThreeBodyState], batch: BatchFeature | None = None) -> None:
     THREE_BODY_FEATURES.add(feature.name, feature)
+    if batch is not None:
+        BATCH_FEATURES[feature.name] = batch
 
 
 def _log10(value: float) -> float:
@@ -34,6 +45,34 @@ def _ratio(numerator: float, denominator: float) -> float:
     if denominator > 0.0:
         return numerator / denominator
     return math.inf if numerator > 0.0 else 0.0
+
+
+def _ratio_each(numerators: np.ndarray, denominators: np.ndarray) -> np.ndarray:
+    """:func:`_ratio` over arrays."""
+    out = np.where(numerators > 0.0, np.inf, 0.0)
+    np.divide(numerators, denominators, out=out, where=denominators > 0.0)
+    return out
+
+
+def _field(
+    name: str,
+    low: float,
+    high: float,
+    doc: str,
+    *,
+    log_of: str | None = None,
+    nan: float | None = None,
+) -> None:
+    """A feature that is the state's field ``name``, or (``log_of``) the log10 of its field
+    ``log_of`` (-inf at or below 0); and its batched twin."""
+    read = attrgetter(log_of or name)
+    if log_of:
+        _add(
+            Feature(name, lambda s: _log10(read(s)), low, high, doc=doc, nan_value=nan),
+            lambda b: log10_each(read(b)),
+        )
+    else:
+        _add(Feature(name, read, low, high, doc=doc, nan_value=nan), read)
 
 
 _add(
@@ -66,45 +105,26 @@ _add(
         16.0,
         doc="-log10 |E - E0| / |E0| (seed paper)",
         nan_value=-5.0,
-    )
+    ),
+    lambda b: -b.log_energy_error,
 )
-_add(
-    Feature(
-        "log_energy_error",
-        lambda s: s.log_energy_error,
-        -16.0,
-        5.0,
-        doc="log10 |E - E0| / |E0|, floored at 1e-16",
-    )
+_field("log_energy_error", -16.0, 5.0, "log10 |E - E0| / |E0|, floored at 1e-16")
+_field("delta_log_energy_error", -20.0, 20.0, "change of log10 energy error over the last decision")
+_field(
+    "log_timescale",
+    -10.0,
+    5.0,
+    "log10 t_dyn, t_dyn = min over pairs sqrt(r^3 / (G (m_i + m_j)))",
+    log_of="t_dyn",
+    nan=-10.0,
 )
-_add(
-    Feature(
-        "delta_log_energy_error",
-        lambda s: s.delta_log_energy_error,
-        -20.0,
-        20.0,
-        doc="change of log10 energy error over the last decision",
-    )
-)
-_add(
-    Feature(
-        "log_timescale",
-        lambda s: _log10(s.t_dyn),
-        -10.0,
-        5.0,
-        doc="log10 t_dyn, t_dyn = min over pairs sqrt(r^3 / (G (m_i + m_j)))",
-        nan_value=-10.0,
-    )
-)
-_add(
-    Feature(
-        "log_min_separation",
-        lambda s: _log10(s.min_separation),
-        -10.0,
-        5.0,
-        doc="log10 of the smallest pair distance",
-        nan_value=-10.0,
-    )
+_field(
+    "log_min_separation",
+    -10.0,
+    5.0,
+    "log10 of the smallest pair distance",
+    log_of="min_separation",
+    nan=-10.0,
 )
 _add(
     Feature(
@@ -113,26 +133,22 @@ _add(
         -12.0,
         4.0,
         doc="log10 (last integrator step / t_dyn); -12 before the first step",
-    )
+    ),
+    lambda b: np.where(b.last_step > 0.0, log10_each(_ratio_each(b.last_step, b.t_dyn)), -12.0),
 )
-_add(Feature("progress", lambda s: s.progress, 0.0, 1.0, doc="t / horizon"))
-_add(
-    Feature(
-        "last_action",
-        lambda s: s.last_action,
-        -1.0,
-        1.0,
-        doc="last setting as a unit action in [-1, 1] (0 before the first decision)",
-    )
+_field("progress", 0.0, 1.0, "t / horizon")
+_field(
+    "last_action",
+    -1.0,
+    1.0,
+    "last setting as a unit action in [-1, 1] (0 before the first decision)",
 )
-_add(
-    Feature(
-        "cost_weight",
-        lambda s: math.log10(s.cost_weight),
-        -6.0,
-        6.0,
-        doc="log10 of the episode's cost weight (varies when cost_weight is a range)",
-    )
+_field(
+    "cost_weight",
+    -6.0,
+    6.0,
+    "log10 of the episode's cost weight (varies when cost_weight is a range)",
+    log_of="cost_weight",
 )
 
 _PAIRS = ((0, 1), (0, 2), (1, 2))

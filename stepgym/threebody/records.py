@@ -129,3 +129,106 @@ class ThreeBodyTransition:
     @property
     def failed(self) -> bool:
         return self.end_reason in FAILURE_REASONS
+
+
+_BATCHED_STATE_FIELDS = (
+    "t",
+    "energy_error",
+    "log_energy_error",
+    "delta_log_energy_error",
+    "t_dyn",
+    "min_separation",
+    "last_step",
+    "progress",
+    "last_action",
+    "cost_weight",
+)
+"""The scalar fields of ThreeBodyState that ThreeBodyBatch keeps as arrays."""
+
+
+def _zeros(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=np.float64)
+
+
+class ThreeBodyBatch:
+    """:class:`ThreeBodyState` and :class:`ThreeBodyTransition` of N copies, one float64 array
+    per field (entry i is copy i), for batched features and reward terms
+    (:data:`~stepgym.threebody.features.BATCH_FEATURES`,
+    :mod:`stepgym.threebody.batch_rewards`). Positions and velocities are not kept: feature
+    sets that need them step copy by copy."""
+
+    __slots__ = (
+        "cost_weight",
+        "decision",
+        "delta_log_energy_error",
+        "end_reason",
+        "energy_error",
+        "evaluations",
+        "failed",
+        "last_action",
+        "last_step",
+        "log_energy_error",
+        "log_error_before",
+        "min_separation",
+        "progress",
+        "setting",
+        "t",
+        "t_dyn",
+        "total_evaluations",
+    )
+
+    t: np.ndarray
+    energy_error: np.ndarray
+    log_energy_error: np.ndarray
+    delta_log_energy_error: np.ndarray
+    t_dyn: np.ndarray
+    min_separation: np.ndarray
+    last_step: np.ndarray
+    progress: np.ndarray
+    last_action: np.ndarray
+    cost_weight: np.ndarray
+
+    def __init__(self, n: int) -> None:
+        for name in _BATCHED_STATE_FIELDS:  # the state the features read, as ThreeBodyState
+            setattr(self, name, _zeros(n))
+        # the rest of the transition (what the reward terms read), as in ThreeBodyTransition
+        self.log_error_before = _zeros(n)
+        self.evaluations = _zeros(n)
+        self.total_evaluations = _zeros(n)
+        self.setting = _zeros(n)
+        self.decision = np.zeros(n, dtype=np.int64)
+        self.end_reason = np.full(n, None, dtype=object)
+        """Why each copy's episode ended in its latest decision (None: it goes on)."""
+        self.failed = np.zeros(n, dtype=np.bool_)
+        """True where ``end_reason`` is in FAILURE_REASONS."""
+
+    @property
+    def log_error_after(self) -> np.ndarray:
+        """The transition's name for ``log_energy_error``."""
+        return self.log_energy_error
+
+    def store(self, i: int, state: ThreeBodyState) -> None:
+        """Copy ``state``'s scalar fields into entry ``i`` (after a copy's reset)."""
+        for name in _BATCHED_STATE_FIELDS:
+            getattr(self, name)[i] = getattr(state, name)
+
+    def restore(self, i: int, state: ThreeBodyState) -> None:
+        """Write entry ``i`` back into ``state`` (the single environment's record), marking
+        its position arrays stale."""
+        state.fresh = False
+        for name in _BATCHED_STATE_FIELDS:
+            setattr(state, name, float(getattr(self, name)[i]))
+
+    def transition(self, i: int) -> ThreeBodyTransition:
+        """Entry ``i`` as the single environment's transition record."""
+        return ThreeBodyTransition(
+            float(self.log_error_before[i]),
+            float(self.log_energy_error[i]),
+            float(self.evaluations[i]),
+            float(self.total_evaluations[i]),
+            float(self.setting[i]),
+            int(self.decision[i]),
+            float(self.cost_weight[i]),
+            self.end_reason[i],
+            float(self.progress[i]),
+        )

@@ -1,0 +1,158 @@
+"""Advance N REBOUND simulations under a per-step rule in one compiled call.
+
+The vector environment (:mod:`stepgym.envs.vector_three_body`) hands :class:`RuleBatch` the
+addresses of its copies' simulations and one request row per copy (the same request
+:meth:`~stepgym.integrators.rebound_backend.ReboundPropagator.advance_rule_to` builds); one
+call of ``stepgym_batch_advance`` (``batch.c``) then runs each copy's compiled advance from
+``step_rules.c`` and reads back, per copy, what the environment needs after a decision:
+
+======  ==============================================================================
+column  meaning
+======  ==============================================================================
+code    step_rules' result code (``DONE``, ``BUDGET``, ...) or a positive REBOUND status
+steps   integrator steps taken
+evals   force evaluations (counted by the force counter, or steps x evaluations per step)
+stop    the budget counter's stopped flag
+t       simulated time
+dt      REBOUND's ``dt_last_done``
+energy  total energy (``reb_simulation_energy``)
+t_dyn   t_dyn, the smallest pair free-fall time (the observation's)
+sep     the smallest pair distance
+msgs    1 if REBOUND's message queue exists (the caller drains it in Python)
+wall    wall-clock seconds of the copy's advance
+======  ==============================================================================
+
+:func:`log10_each` and :func:`pow_each` apply libm's ``log10`` and ``pow`` over arrays, the
+functions Python's ``math.log10`` and ``**`` call, so batched features and rewards give the
+single environment's bits (NumPy's SIMD versions can differ in the last bit).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stepgym.integrators.force_counter import COUNTER_FIELDS
+from stepgym.integrators.native import build_library, function_address
+from stepgym.integrators.step_rules import _RHO_T_HEADER, REQUEST_SIZE, _offsets
+
+OUT_SIZE = 11
+"""Doubles per copy in the output rows (the table above)."""
+CODE, STEPS, EVALS, STOPPED, T, DT_LAST, ENERGY, T_DYN, MIN_SEP, MESSAGES, WALL = range(OUT_SIZE)
+
+_SOURCE = Path(__file__).with_name("batch.c")
+_RULES_SOURCE = Path(__file__).with_name("step_rules.c")
+
+
+@cache
+def load_batch_library() -> Any | None:
+    """Build (once, cached on disk) and load ``batch.c``; None when pure Python is asked for
+    or no compiler works (callers then step their copies one by one)."""
+    import rebound
+
+    headers = [_RULES_SOURCE, *([_RHO_T_HEADER] if _RHO_T_HEADER.exists() else [])]
+    defines: dict[str, object] = {
+        **_offsets(),  # the struct offsets step_rules.c reads, for the included copy
+        "SIM_EXTRAS": rebound.Simulation.extras.offset,
+        "SIM_MESSAGES": rebound.Simulation.messages.offset,
+        "SIM_DT_LAST_DONE": rebound.Simulation.dt_last_done.offset,
+    }
+    library = build_library(
+        "batch",
+        _SOURCE.read_text(),
+        defines=defines,
+        include_dirs=[_SOURCE.parent, _RHO_T_HEADER.parent],
+        headers=headers,
+    )
+    if library is None:
+        return None
+    clib = rebound.clibrebound
+    library.stepgym_set_steps.argtypes = [ctypes.c_void_p]
+    library.stepgym_set_steps(function_address(clib, "reb_simulation_steps"))
+    library.stepgym_batch_set_energy.argtypes = [ctypes.c_void_p]
+    library.stepgym_batch_set_energy(function_address(clib, "reb_simulation_energy"))
+    library.stepgym_batch_advance.argtypes = [ctypes.c_size_t] + [ctypes.c_void_p] * 7
+    library.stepgym_batch_advance.restype = None
+    library.stepgym_log10_each.argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+    library.stepgym_pow_each.argtypes = [
+        ctypes.c_size_t,
+        ctypes.c_double,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
+    return library
+
+
+def _library() -> Any:
+    library = load_batch_library()
+    if library is None:
+        raise RuntimeError(
+            "the batched compiled loop is unavailable (no C compiler or STEPGYM_PURE_PYTHON=1); "
+            "check stepgym.integrators.batch.load_batch_library() before using it."
+        )
+    return library
+
+
+def log10_each(values: np.ndarray) -> np.ndarray:
+    """libm's log10 of each positive entry (-inf for the others, NaN included), float64."""
+    x = np.ascontiguousarray(values, dtype=np.float64)
+    out = np.empty_like(x)
+    _library().stepgym_log10_each(x.size, x.ctypes.data, out.ctypes.data)
+    return out
+
+
+def pow_each(base: float, exponents: np.ndarray) -> np.ndarray:
+    """libm's ``pow(base, x)`` of each entry, float64 (Python's ``base ** x``)."""
+    x = np.ascontiguousarray(exponents, dtype=np.float64)
+    out = np.empty_like(x)
+    _library().stepgym_pow_each(x.size, base, x.ctypes.data, out.ctypes.data)
+    return out
+
+
+class RuleBatch:
+    """Arrays for one batched advance of ``n`` copies, and the call that runs it.
+
+    Fill ``sims`` (simulation addresses; 0 leaves a copy out), ``requests`` (one
+    ``step_rules`` request row per copy), ``caps`` (BS's ``max_dt`` address or 0), then
+    :meth:`run`; results land in ``out`` (``n x OUT_SIZE``, columns named above).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.library = _library()
+        self.n = n
+        self.sims = np.zeros(n, dtype=np.uint64)
+        self.requests = np.zeros((n, REQUEST_SIZE), dtype=np.float64)
+        self.counters = np.zeros((n, COUNTER_FIELDS), dtype=np.float64)
+        self.caps = np.zeros(n, dtype=np.uint64)
+        self.budget = np.zeros(2, dtype=np.float64)
+        self.out = np.zeros((n, OUT_SIZE), dtype=np.float64)
+        self._advance = self.library.stepgym_batch_advance
+        self._addresses = tuple(
+            a.ctypes.data for a in (self.sims, self.requests, self.counters, self.caps)
+        )
+
+    def run(self, scale_address: int, max_evaluations: float, max_wall_time: float) -> None:
+        """Advance every copy whose ``sims`` entry is set, with the rule at ``scale_address``
+        (``CompiledRules.scales[name]``) and the per-advance budget."""
+        self.budget[0] = max_evaluations
+        self.budget[1] = max_wall_time
+        self._advance(
+            self.n,
+            *self._addresses,
+            scale_address,
+            self.budget.ctypes.data,
+            self.out.ctypes.data,
+        )
+
+
+__all__ = [
+    "OUT_SIZE",
+    "RuleBatch",
+    "load_batch_library",
+    "log10_each",
+    "pow_each",
+]
