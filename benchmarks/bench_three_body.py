@@ -31,7 +31,14 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
-import rebound
+from three_body_bare import (
+    apply_setting,
+    bare_copy,
+    bare_slices,
+    interleaved_medians,
+    legacy_rule_to,
+    run_episode,
+)
 
 import stepgym  # noqa: F401 - registers the environments
 from stepgym.threebody.initial_conditions import SEED_PAPER_SLICE
@@ -63,33 +70,6 @@ def _env(**kwargs: Any) -> Any:
     return env
 
 
-def _bare_copy(env: Any, integrator: str) -> rebound.Simulation:
-    sim = rebound.Simulation()
-    for p in env.propagator.sim.particles:
-        sim.add(m=p.m, x=p.x, y=p.y, z=p.z, vx=p.vx, vy=p.vy, vz=p.vz)
-    sim.integrator = integrator
-    return sim
-
-
-def _apply(sim: rebound.Simulation, integrator: str, setting: float) -> None:
-    if integrator == "ias15":
-        sim.integrator.epsilon = setting
-    elif integrator == "bs":
-        sim.integrator.eps_rel = sim.integrator.eps_abs = setting
-    else:
-        sim.dt = setting
-
-
-def _median_pair(
-    env_run: Callable[[], float], bare_run: Callable[[], float], repeats: int
-) -> tuple[float, float]:
-    env_times, bare_times = [], []
-    for _ in range(repeats):  # interleaved so that machine noise hits both alike
-        env_times.append(env_run())
-        bare_times.append(bare_run())
-    return statistics.median(env_times), statistics.median(bare_times)
-
-
 def bench_slice(ic_set: str, integrator: str, setting: float, decisions: int, repeats: int) -> str:
     horizon = decisions * SEED_PAPER_SLICE
     kwargs = dict(integrator=integrator, ic_set=ic_set, horizon=horizon, energy_error_limit=1e9)
@@ -99,10 +79,7 @@ def bench_slice(ic_set: str, integrator: str, setting: float, decisions: int, re
         env = _env(**kwargs)
         action = env.action_map.encode(setting)
         start = clock()
-        done = False
-        while not done:
-            _, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
+        info = run_episode(env, action)
         elapsed = clock() - start
         final.update(t=info["t"], steps=info["steps"], setting=info["setting"])
         return elapsed
@@ -111,8 +88,8 @@ def bench_slice(ic_set: str, integrator: str, setting: float, decisions: int, re
     end_time, decoded = final["t"], final["setting"]
 
     def bare_run(per_slice: bool) -> float:
-        sim = _bare_copy(_env(**kwargs), integrator)
-        _apply(sim, integrator, decoded)
+        sim = bare_copy(_env(**kwargs), integrator)
+        apply_setting(sim, integrator, decoded)
         exact = 1 if integrator in ("ias15", "bs") else 0
         start = clock()
         if per_slice:  # the same stops a user needs to act once per slice
@@ -124,12 +101,8 @@ def bench_slice(ic_set: str, integrator: str, setting: float, decisions: int, re
         final["bare_steps" if not per_slice else "loop_steps"] = sim.steps_done
         return elapsed
 
-    env_times, bare_times, loop_times = [], [], []
-    for _ in range(repeats):  # interleaved so that machine noise hits all alike
-        env_times.append(env_run())
-        bare_times.append(bare_run(False))
-        loop_times.append(bare_run(True))
-    env_s, bare_s, loop_s = (statistics.median(t) for t in (env_times, bare_times, loop_times))
+    runs = (env_run, lambda: bare_run(False), lambda: bare_run(True))
+    env_s, bare_s, loop_s = interleaved_medians(runs, repeats)
     return (
         f"| {ic_set:11s} | {integrator:8s} | {setting:7.0e} | {decisions:4d} | "
         f"{final['steps']:7d} | {final['bare_steps']:7d} | {env_s * 1e3:8.2f} | "
@@ -158,9 +131,9 @@ def bench_fine(integrator: str, step_mode: str, setting: float, spd: int, repeat
 
     def bare_run() -> float:
         env = _env(**kwargs)
-        sim = _bare_copy(env, integrator)
+        sim = bare_copy(env, integrator)
         if step_mode == "raw":
-            _apply(sim, integrator, setting)
+            apply_setting(sim, integrator, setting)
         else:  # the bare loop at the first step the rule would take
             if integrator == "ias15":
                 sim.integrator.epsilon = 0.0
@@ -173,7 +146,7 @@ def bench_fine(integrator: str, step_mode: str, setting: float, spd: int, repeat
         counts["bare"] = sim.steps_done
         return elapsed
 
-    env_s, bare_s = _median_pair(env_run, bare_run, repeats)
+    env_s, bare_s = interleaved_medians((env_run, bare_run), repeats)
     env_us, bare_us = env_s / counts["env"] * 1e6, bare_s / counts["bare"] * 1e6
     return (
         f"| {integrator:8s} | {step_mode:9s} | {spd:4d} | {env_us:7.2f} | {bare_us:7.2f} | "
@@ -197,26 +170,10 @@ def _rule_env(pure_python: bool, **kwargs: Any) -> Any:
     return env
 
 
-def _legacy_rule_to(propagator: Any, t_end: float, eta: float) -> int:
-    """The per-step Python loop as it was before the compiled rules (REBOUND's Python wrapper
-    ``sim.steps``, the timescale read through ParticleView), for comparison only."""
-    sim, scheme, view = propagator.sim, propagator.scheme, propagator.view
-    done_within = 1e-13 * max(1.0, abs(t_end))
-    steps0 = sim.steps_done
-    while t_end - sim.t > done_within:
-        remaining = t_end - sim.t
-        dt = eta * view.timescale(1.0)
-        scheme.apply_step(sim, min(dt, remaining))
-        sim.steps(1)
-    return int(sim.steps_done - steps0)
-
-
-def bench_rule_decisions(eta: float, repeats: int) -> None:
-    kwargs = dict(
-        integrator="leapfrog", step_mode="timescale", horizon=1e9, energy_error_limit=1e9,
-        escape_factor=1e9,
-    )  # fmt: skip
-    envs = {pure: _rule_env(pure, **kwargs) for pure in (False, True)}
+def _rule_paths(envs: dict[bool, Any], eta: float) -> dict[str, Callable[[int], tuple[float, int]]]:
+    """Section (c)'s paths, each ``start -> (seconds, steps)`` over RULE_DECISIONS decisions:
+    through the env and the propagator alone (compiled, Python reference, the pre-compiled
+    loop), and REBOUND's bare ``sim.steps(n)`` over the compiled env's step count."""
     decoded = envs[False].action_map.decode(envs[False].action_map.encode(eta))
     slice_time = envs[False].config.slice_time
     steps_of_start: dict[int, int] = {}
@@ -237,7 +194,7 @@ def bench_rule_decisions(eta: float, repeats: int) -> None:
         begin = clock()
         for k in range(1, RULE_DECISIONS + 1):
             if path == "legacy":
-                steps += _legacy_rule_to(propagator, k * slice_time, decoded)
+                steps += legacy_rule_to(propagator, k * slice_time, decoded)
             else:
                 steps += propagator.advance_rule_to(k * slice_time, decoded).work.steps
         return clock() - begin, steps
@@ -245,13 +202,15 @@ def bench_rule_decisions(eta: float, repeats: int) -> None:
     def bare(start: int) -> tuple[float, int]:  # REBOUND's own loop, as many steps
         env = envs[False]
         env.reset(seed=start)
-        sim = _bare_copy(env, "leapfrog")
+        sim = bare_copy(env, "leapfrog")
         sim.dt = decoded * env.propagator.timescale()
         begin = clock()
         sim.steps(steps_of_start[start])
         return clock() - begin, steps_of_start[start]
 
-    paths: dict[str, Callable[[int], tuple[float, float]]] = {
+    for start in range(RULE_STARTS):  # warm up; the step count of each start
+        steps_of_start[start] = int(through_env(False, start)[1])
+    return {
         "env, compiled rule": lambda start: through_env(False, start),
         "env, Python reference rule": lambda start: through_env(True, start),
         "propagator, compiled rule": lambda start: propagator_only("compiled", start),
@@ -259,26 +218,19 @@ def bench_rule_decisions(eta: float, repeats: int) -> None:
         "propagator, pre-compiled loop": lambda start: propagator_only("legacy", start),
         "bare sim.steps(n)": bare,
     }
-    for start in range(RULE_STARTS):  # warm up; the step count of each start
-        steps_of_start[start] = int(through_env(False, start)[1])
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    steps: dict[str, float] = {}
-    for _ in range(repeats):
-        for name, path in paths.items():  # interleaved: every path once per repeat
-            runs = [path(start) for start in range(RULE_STARTS)]
-            times[name].append(sum(r[0] for r in runs))
-            steps[name] = sum(r[1] for r in runs)
-    median = {name: statistics.median(values) for name, values in times.items()}
+
+
+def _print_rule_tables(median: dict[str, float], steps: dict[str, float]) -> None:
+    """Section (c)'s tables: time per decision and per step of each path, then the ratios."""
     decisions = RULE_STARTS * RULE_DECISIONS
     print("| path                          | us/decision | decisions/s | steps | us/step |")
     print("|-------------------------------|-------------|-------------|-------|---------|")
-    for name in paths:
-        seconds = median[name]
+    for name, seconds in median.items():
         print(
             f"| {name:29s} | {seconds / decisions * 1e6:11.1f} | {decisions / seconds:11.0f} | "
             f"{steps[name]:5.0f} | {seconds / steps[name] * 1e6:7.3f} |"
         )
-    per_step = {name: median[name] / steps[name] for name in paths}
+    per_step = {name: median[name] / steps[name] for name in median}
     bare_step = per_step["bare sim.steps(n)"]
     print()
     print("| ratio                                                    | value  |")
@@ -301,6 +253,35 @@ def bench_rule_decisions(eta: float, repeats: int) -> None:
           f"{python_cost * 1e6:.1f} us")  # fmt: skip
 
 
+def bench_rule_decisions(eta: float, repeats: int) -> None:
+    kwargs = dict(
+        integrator="leapfrog", step_mode="timescale", horizon=1e9, energy_error_limit=1e9,
+        escape_factor=1e9,
+    )  # fmt: skip
+    paths = _rule_paths({pure: _rule_env(pure, **kwargs) for pure in (False, True)}, eta)
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    steps: dict[str, float] = {}
+    for _ in range(repeats):
+        for name, path in paths.items():  # interleaved: every path once per repeat
+            runs = [path(start) for start in range(RULE_STARTS)]
+            times[name].append(sum(r[0] for r in runs))
+            steps[name] = sum(r[1] for r in runs)
+    _print_rule_tables({name: statistics.median(values) for name, values in times.items()}, steps)
+
+
+def _over_starts(env: Any, prepare: Callable[[], Callable[[], int]]) -> tuple[float, int]:
+    """(seconds, steps) of ``prepare()()`` from each of RULE_STARTS resets of ``env``, timing
+    only the callable ``prepare`` returns (it returns a step count)."""
+    elapsed, steps = 0.0, 0
+    for start in range(RULE_STARTS):
+        env.reset(seed=start)
+        run = prepare()
+        begin = clock()
+        steps += run()
+        elapsed += clock() - begin
+    return elapsed, steps
+
+
 def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeats: int) -> str:
     kwargs = dict(
         integrator=integrator, exact_slice_end=False, horizon=decisions * SEED_PAPER_SLICE,
@@ -312,57 +293,26 @@ def bench_inexact_slices(integrator: str, setting: float, decisions: int, repeat
     counts = {"env": 0, "bare": 0, "single": 0}
 
     def env_run() -> float:
-        elapsed, steps = 0.0, 0
-        for start in range(RULE_STARTS):
-            env.reset(seed=start)
-            begin = clock()
-            done = False
-            while not done:
-                _, _, terminated, truncated, info = env.step(action)
-                done = terminated or truncated
-            elapsed += clock() - begin
-            steps += info["steps"]
-        counts["env"] = steps
+        elapsed, counts["env"] = _over_starts(
+            env, lambda: lambda: run_episode(env, action)["steps"]
+        )
         return elapsed
 
     def bare_run(per_slice: bool) -> float:
-        elapsed, steps = 0.0, 0
-        for start in range(RULE_STARTS):
-            env.reset(seed=start)
-            sim = _bare_copy(env, integrator)
-            _apply(sim, integrator, decoded)
-            begin = clock()
-            if per_slice:  # the env's stops: each slice end not yet passed
-                for k in range(1, decisions + 1):
-                    if sim.t < k * SEED_PAPER_SLICE:
-                        sim.integrate(k * SEED_PAPER_SLICE, exact_finish_time=0)
-            else:
-                sim.integrate(decisions * SEED_PAPER_SLICE, exact_finish_time=0)
-            elapsed += clock() - begin
-            steps += sim.steps_done
-        counts["bare" if per_slice else "single"] = steps
+        prepare = lambda: bare_slices(env, integrator, decoded, decisions, per_slice)  # noqa: E731
+        elapsed, counts["bare" if per_slice else "single"] = _over_starts(env, prepare)
         return elapsed
 
-    def propagator_run() -> float:  # the same advances without the env around them
-        elapsed = 0.0
-        for start in range(RULE_STARTS):
-            env.reset(seed=start)
-            propagator = env.propagator
-            begin = clock()
-            for k in range(1, decisions + 1):
-                propagator.advance_raw_to(k * SEED_PAPER_SLICE, decoded, exact=False)
-            elapsed += clock() - begin
-        return elapsed
+    def advances() -> int:  # the same advances without the env around them
+        for k in range(1, decisions + 1):
+            env.propagator.advance_raw_to(k * SEED_PAPER_SLICE, decoded, exact=False)
+        return 0
 
-    env_times, prop_times, loop_times, single_times = [], [], [], []
-    for _ in range(repeats):
-        env_times.append(env_run())
-        prop_times.append(propagator_run())
-        loop_times.append(bare_run(True))
-        single_times.append(bare_run(False))
-    env_s, prop_s, loop_s, single_s = (
-        statistics.median(t) for t in (env_times, prop_times, loop_times, single_times)
-    )
+    def propagator_run() -> float:
+        return _over_starts(env, lambda: advances)[0]
+
+    runs = (env_run, propagator_run, lambda: bare_run(True), lambda: bare_run(False))
+    env_s, prop_s, loop_s, single_s = interleaved_medians(runs, repeats)
     per_decision = (env_s - prop_s) / (RULE_STARTS * decisions) * 1e6
     return (
         f"| {integrator:5s} | {setting:7.0e} | {decisions:4d} | {counts['env']:6d} | "

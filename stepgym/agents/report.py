@@ -79,42 +79,7 @@ def pareto_plot(
     for summary in summaries:
         families.setdefault(str(summary["family"]), []).append(summary)
     for family, members in families.items():
-        points = sorted(
-            (m for m in members if _plottable(m, log_error)), key=lambda m: float(m["median_cost"])
-        )
-        if not points:
-            continue
-        costs = [float(m["median_cost"]) for m in points]
-        errors = [float(m["median_error"]) for m in points]
-        failures = max(float(m["failure_rate"]) for m in members)
-        if failures == 0:
-            label = f"{family} (no failures)"
-        elif len(points) > 1:
-            label = f"{family} (failures up to {failures:.0%})"
-        else:
-            label = f"{family} (failures {failures:.0%})"
-        if len(points) > 1:
-            axes.plot(costs, errors, marker="o", label=label)
-        else:
-            marker = "*" if family == "policy" else "s"
-            axes.plot(
-                costs,
-                errors,
-                marker=marker,
-                markersize=12 if marker == "*" else 7,
-                linestyle="none",
-                label=f"{points[0]['controller']} (failures {failures:.0%})",
-            )
-        for point, cost, error in zip(points, costs, errors, strict=True):
-            rate = float(point["failure_rate"])
-            if rate > 0:  # failures are reported beside the point, apart from the error
-                axes.annotate(
-                    f"{rate:.0%}",
-                    (cost, error),
-                    textcoords="offset points",
-                    xytext=(4, 4),
-                    fontsize=7,
-                )
+        _plot_family(axes, family, members, log_error)
     axes.set_xscale("log")
     if log_error:
         axes.set_yscale("log")
@@ -128,6 +93,45 @@ def pareto_plot(
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     return path
+
+
+def _plot_family(
+    axes: Any, family: str, members: Sequence[Mapping[str, Any]], log_error: bool
+) -> None:
+    """One family's points: a curve if it is parametrised, else a marker; the failure rate
+    in the legend and beside each point that had failures."""
+    points = sorted(
+        (m for m in members if _plottable(m, log_error)), key=lambda m: float(m["median_cost"])
+    )
+    if not points:
+        return
+    costs = [float(m["median_cost"]) for m in points]
+    errors = [float(m["median_error"]) for m in points]
+    failures = max(float(m["failure_rate"]) for m in members)
+    if failures == 0:
+        label = f"{family} (no failures)"
+    elif len(points) > 1:
+        label = f"{family} (failures up to {failures:.0%})"
+    else:
+        label = f"{family} (failures {failures:.0%})"
+    if len(points) > 1:
+        axes.plot(costs, errors, marker="o", label=label)
+    else:
+        marker = "*" if family == "policy" else "s"
+        axes.plot(
+            costs,
+            errors,
+            marker=marker,
+            markersize=12 if marker == "*" else 7,
+            linestyle="none",
+            label=f"{points[0]['controller']} (failures {failures:.0%})",
+        )
+    for point, cost, error in zip(points, costs, errors, strict=True):
+        rate = float(point["failure_rate"])
+        if rate > 0:  # failures are reported beside the point, apart from the error
+            axes.annotate(
+                f"{rate:.0%}", (cost, error), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
 
 
 def _plottable(summary: Mapping[str, Any], log_error: bool) -> bool:

@@ -112,6 +112,19 @@ class CrossEntropyConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)  # first: every later check may assume the annotated types
+        self._check_choices()
+        self._check_numbers()
+        names = (self.features,) if isinstance(self.features, str) else self.features
+        for feature in names:
+            CE_FEATURES.get(feature)
+        self._check_reward()
+        self._check_task()
+        object.__setattr__(self, "features", tuple(names))
+        object.__setattr__(self, "lr_range", tuple(float(v) for v in self.lr_range))
+        object.__setattr__(self, "r_range", tuple(float(v) for v in self.r_range))
+
+    def _check_choices(self) -> None:
+        """Every named choice is one the registries or the mode lists know."""
         for name, registry in (("task", TASKS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
             registry.get(getattr(self, name))  # raises with "did you mean"
         for name, choices in (
@@ -127,6 +140,9 @@ class CrossEntropyConfig:
                     f"{name}={getattr(self, name)!r} is not valid; "
                     f"choose one of {', '.join(choices)}."
                 )
+
+    def _check_numbers(self) -> None:
+        """Every count is a positive integer, every rate and range within its bounds."""
         if self.lr is not None:
             check_range("lr", self.lr, 0.0, math.inf, inclusive=False)
         for name in ("lr_range", "r_range"):
@@ -158,9 +174,8 @@ class CrossEntropyConfig:
         check_range("divergence_loss", self.divergence_loss, 0.0, math.inf, inclusive=False)
         if self.grad_clip is not None:
             check_range("grad_clip", self.grad_clip, 0.0, math.inf, inclusive=False)
-        names = (self.features,) if isinstance(self.features, str) else self.features
-        for feature in names:
-            CE_FEATURES.get(feature)
+
+    def _check_reward(self) -> None:
         if isinstance(self.reward, str):
             REWARD_PRESETS.get(self.reward)
         elif isinstance(self.reward, Mapping):
@@ -170,6 +185,9 @@ class CrossEntropyConfig:
             raise ConfigError(
                 f"reward must be a preset name or a dict of weights, got {self.reward!r}."
             )
+
+    def _check_task(self) -> None:
+        """A custom task comes with both arrays, and arrays only with a custom task."""
         if (self.X is None) != (self.y is None):
             raise ConfigError("pass both X and y for a custom task, or neither.")
         if self.X is not None:
@@ -181,9 +199,6 @@ class CrossEntropyConfig:
             object.__setattr__(self, "task", "custom")
         elif self.task == "custom":
             raise ConfigError("task='custom' needs X (n, d) and y (n,) keyword arguments.")
-        object.__setattr__(self, "features", tuple(names))
-        object.__setattr__(self, "lr_range", tuple(float(v) for v in self.lr_range))
-        object.__setattr__(self, "r_range", tuple(float(v) for v in self.r_range))
 
     @property
     def base_lr(self) -> float:

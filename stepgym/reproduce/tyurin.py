@@ -132,9 +132,11 @@ def _fmt(count: int | None) -> str:
     return str(count) if count is not None else f"> {MAX_ITERATIONS}"
 
 
-@register("tyurin", "Tyurin's worst case (n = 1000): LR+GD 308, Normalized LR+GD 2/2/16/157")
-def run(context: Context) -> Outcome:
-    a, y = worst_case(1000)
+def _table(
+    a: np.ndarray, y: np.ndarray, quick: bool
+) -> tuple[list[str], dict[tuple[str, float], int | None], list[int | None]]:
+    """The table rows, our counts on the paper's model, and the env's update counts (none at
+    ``quick`` size)."""
     rows = [
         "| rule | step gamma | paper | ours (paper's model) | 2 logits, no bias, zero init "
         "| 2 logits + bias, zero init | CrossEntropy-v0 linear (updates) |",
@@ -147,30 +149,55 @@ def run(context: Context) -> Outcome:
         ours[(rule, gamma)] = iterations_to_separate(a, y, gamma, normalized)
         two = softmax_iterations(a, y, gamma, normalized, bias=False)
         biased = softmax_iterations(a, y, gamma, normalized, bias=True)
-        if not context.quick:
+        if not quick:
             env_counts.append(env_iterations("ngd" if normalized else "sgd", gamma))
         env = _fmt(env_counts[-1]) if env_counts else "not run (--quick)"
         rows.append(
             f"| {rule} | {gamma:g} | {PAPER[(rule, gamma)]} | {_fmt(ours[(rule, gamma)])} "
             f"| {_fmt(two)} | {_fmt(biased)} | {env} |"
         )
+    return rows, ours, env_counts
+
+
+@register("tyurin", "Tyurin's worst case (n = 1000): LR+GD 308, Normalized LR+GD 2/2/16/157")
+def run(context: Context) -> Outcome:
+    a, y = worst_case(1000)
+    rows, ours, env_counts = _table(a, y, context.quick)
     match = all(ours[k] == v for k, v in PAPER.items())
     start = _torch_linear_start(0)
     seeded = [softmax_iterations(a, y, g, r.startswith("N"), True, start) for r, g in RULES]
-    plot = _plot(context, ours)
     verdict = (
         "Our counts on the paper's model equal the paper's exactly "
         f"({'; '.join(f'{r} {g:g}: {ours[(r, g)]}' for r, g in RULES)})."
         if match
         else "Our counts on the paper's model DIFFER from the paper's; see the table."
     )
+    return Outcome(
+        title="Tyurin's worst case: iterations to separate (n = 1000)",
+        claim="Tyurin, arXiv 2412.08424, Table 1 (worst case): LR+GD gamma 100 -> 308; "
+        "Normalized LR+GD gamma 100/10/1/0.1 -> 2/2/16/157.",
+        settings="n = 1000: 999 points (-0.5, -1) labelled -1, one (0.5, -1) labelled +1; "
+        "binary logistic regression without bias, theta = 0 at start, full batch, float64 "
+        "numpy; count = updates until every y_i a_i . theta > 0.",
+        seeds=[],
+        table="\n".join(rows),
+        verdict=verdict,
+        notes=_notes(a, y, env_counts, seeded),
+        plot=_plot(context, ours),
+    )
+
+
+def _notes(
+    a: np.ndarray, y: np.ndarray, env_counts: list[int | None], seeded: list[int | None]
+) -> str:
+    """Why the env's counts differ from the paper's, with the ablation's numbers."""
     measured = (
         f"the last column counts updates: {'; '.join(_fmt(c) for c in env_counts)}; as env "
         f"steps: {'; '.join(_fmt(c + 1 if c is not None else None) for c in env_counts)}"
         if env_counts
         else "the env was not run at --quick size"
     )
-    notes = f"""
+    return f"""
 Why CrossEntropy-v0's linear model gives other counts (the issue quotes 475; 3/3/10/85):
 
 1. **Counting.** The env reports the training accuracy of the logits computed *before* each
@@ -188,19 +215,6 @@ Why CrossEntropy-v0's linear model gives other counts (the issue quotes 475; 3/3
    numpy softmax model with bias started at torch.manual_seed(0)'s init gives
    {", ".join(_fmt(c) for c in seeded)} (the env seeds its own model, so its start differs).
 """
-    return Outcome(
-        title="Tyurin's worst case: iterations to separate (n = 1000)",
-        claim="Tyurin, arXiv 2412.08424, Table 1 (worst case): LR+GD gamma 100 -> 308; "
-        "Normalized LR+GD gamma 100/10/1/0.1 -> 2/2/16/157.",
-        settings="n = 1000: 999 points (-0.5, -1) labelled -1, one (0.5, -1) labelled +1; "
-        "binary logistic regression without bias, theta = 0 at start, full batch, float64 "
-        "numpy; count = updates until every y_i a_i . theta > 0.",
-        seeds=[],
-        table="\n".join(rows),
-        verdict=verdict,
-        notes=notes,
-        plot=plot,
-    )
 
 
 def _plot(context: Context, ours: dict[tuple[str, float], int | None]) -> Path:
