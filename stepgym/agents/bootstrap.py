@@ -126,3 +126,35 @@ def median(values: np.ndarray) -> float:
 def mean(values: np.ndarray) -> float:
     """Mean (NaN for an empty sample)."""
     return float(np.mean(values)) if len(values) else math.nan
+
+
+def ratio_ci(
+    numerator: Sequence[float] | np.ndarray,
+    denominator: Sequence[float] | np.ndarray,
+    statistic: Statistic = np.median,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    rng: np.random.Generator | int | None = 0,
+) -> Interval:
+    """Percentile bootstrap interval of ``statistic(numerator) / statistic(denominator)`` for
+    two independent samples (e.g. the per-seed figures of two groups of training runs), each
+    resampled with replacement on its own. An empty sample gives NaN."""
+    _check(confidence, n_resamples)
+    top, bottom = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    if top.size == 0 or bottom.size == 0:
+        return Interval(math.nan, math.nan, math.nan, confidence)
+    generator = np.random.default_rng(rng)
+    top_index = generator.integers(0, top.size, size=(n_resamples, top.size))
+    bottom_index = generator.integers(0, bottom.size, size=(n_resamples, bottom.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = np.array(
+            [
+                statistic(top[i]) / statistic(bottom[j])
+                for i, j in zip(top_index, bottom_index, strict=True)
+            ],
+            dtype=float,
+        )
+        value = float(statistic(top) / statistic(bottom))
+    low, high = _percentiles(draws, confidence)
+    return Interval(value, low, high, confidence)

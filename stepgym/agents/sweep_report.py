@@ -114,14 +114,26 @@ def summary_rows(
     return rows, intervals
 
 
-def _markdown(rows: list[dict[str, Any]], intervals: list[dict[str, Interval]]) -> str:
-    header = ["configuration", "seeds", *METRICS]
+def interval_table(
+    rows: Sequence[dict[str, Any]],
+    intervals: Sequence[dict[str, Interval]],
+    columns: Sequence[str] = ("configuration",),
+    metrics: Sequence[str] = METRICS,
+) -> str:
+    """Markdown: the label ``columns`` of each row, its seeds, then ``value [low, high]`` per
+    metric (an empty cell where a metric is NaN, e.g. no matched-cost comparison)."""
+    header = [*columns, "seeds", *metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, stats in zip(rows, intervals, strict=True):
         seeds = f"{row['seeds']}" + (f" (+{row['stopped']} stopped)" if row["stopped"] else "")
-        cells = [row["configuration"], seeds, *(stats[m].format() for m in METRICS)]
+        labels = [str(row.get(c, "")) for c in columns]
+        cells = [*labels, seeds, *(stats[m].format() for m in metrics)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _markdown(rows: list[dict[str, Any]], intervals: list[dict[str, Interval]]) -> str:
+    return interval_table(rows, intervals)
 
 
 def ratio_plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:

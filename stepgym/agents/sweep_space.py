@@ -36,6 +36,36 @@ ENV_PREFIX = "env."
 SEED = "seed"
 # Fields that only say where or how loudly a run goes; they never change a result.
 NOT_IN_KEY = frozenset({"runs_dir", "progress_bar", "verbose", "exp_name"})
+# The TrainConfig fields when trial keys were introduced: always in the key. A field added
+# since enters the key only when it differs from its default, so adding an option to
+# TrainConfig keeps every finished trial's key (and a rerun does not train it again).
+KEYED_SINCE_V1 = frozenset(
+    {
+        "env_id",
+        "env_kwargs",
+        "algo",
+        "total_timesteps",
+        "n_envs",
+        "vec_env",
+        "seed",
+        "learning_rate",
+        "n_steps",
+        "batch_size",
+        "n_epochs",
+        "gamma",
+        "gae_lambda",
+        "ent_coef",
+        "net_arch",
+        "log_std_init",
+        "norm_obs",
+        "norm_reward",
+        "eval_freq",
+        "n_eval_episodes",
+        "checkpoint_freq",
+        "torch_threads",
+        "resume",
+    }
+)
 DISTRIBUTIONS = ("loguniform", "uniform", "randint", "choice")
 
 
@@ -169,7 +199,7 @@ def trial_spec(base: TrainConfig, params: dict[str, Any], evaluation: dict[str, 
         for k, v in dataclasses.asdict(config).items()
         if k not in ("runs_dir",)
     }
-    keyed = {k: v for k, v in fields.items() if k not in NOT_IN_KEY}
+    keyed = {k: v for k, v in fields.items() if k not in NOT_IN_KEY and _keyed(k, v)}
     keyed["env_kwargs"] = env_kwargs
     others = {k: v for k, v in params.items() if k != SEED}
     base_id = {k: v for k, v in keyed.items() if k != SEED}
@@ -180,6 +210,14 @@ def trial_spec(base: TrainConfig, params: dict[str, Any], evaluation: dict[str, 
         train=fields,
         evaluation=evaluation,
     )
+
+
+def _keyed(name: str, value: Any) -> bool:
+    """Whether a TrainConfig field enters the trial key (see KEYED_SINCE_V1)."""
+    if name in KEYED_SINCE_V1:
+        return True
+    default = next(f for f in dataclasses.fields(TrainConfig) if f.name == name).default
+    return bool(value != (list(default) if isinstance(default, tuple) else default))
 
 
 def expand(
