@@ -16,9 +16,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stepgym.agents.sweep import SweepResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
+SWEEPS = ROOT / "runs" / "experiments" / "sweeps"
+"""Where the experiments' sweeps keep their trials (a rerun reuses every finished trial)."""
+NOTES = ROOT / "experiments" / "notes"
+"""The reading of each result, written by hand after the figures (results/<name>.md quotes it)."""
+SEEDS = 5
+"""Training seeds of every learning result."""
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -34,15 +44,14 @@ def parser(description: str) -> argparse.ArgumentParser:
         default=1.0,
         help="multiply training steps and episode counts (e.g. 0.1 for a smoke run)",
     )
+    p.add_argument("--seeds", type=int, default=SEEDS, help="training seeds per configuration")
+    p.add_argument("--sweeps-dir", type=Path, default=SWEEPS, help="where the sweeps go")
+    p.add_argument("--num-cpus", type=int, default=1, help="CPUs of the local Ray")
     return p
 
 
 def scaled(value: int, scale: float, minimum: int = 1) -> int:
     return max(minimum, round(value * scale))
-
-
-_TRAINED: dict[str, Path] = {}
-"""Run directory that each ``train`` command of this process created, by experiment name."""
 
 
 def stepgym(args: Sequence[str], dry_run: bool, log: list[str]) -> None:
@@ -54,41 +63,11 @@ def stepgym(args: Sequence[str], dry_run: bool, log: list[str]) -> None:
     print(f"$ {shown}", flush=True)
     if dry_run:
         return
-    trained = _train_target(args)
-    before = set(trained[0].glob(f"*__{trained[1]}__*")) if trained else set()
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT)
     print(f"# finished in {time.perf_counter() - start:.0f} s (exit {result.returncode})")
     if result.returncode != 0:
         sys.exit(result.returncode)
-    if trained:
-        # Remember the directory this run made, so that another run of the same experiment
-        # finishing meanwhile is never mistaken for ours.
-        made = set(trained[0].glob(f"*__{trained[1]}__*")) - before
-        if len(made) == 1:
-            _TRAINED[trained[1]] = made.pop()
-
-
-def _train_target(args: list[str]) -> tuple[Path, str] | None:
-    """(runs dir, experiment name) of a ``train`` command, or None for other commands."""
-    if not args or args[0] != "train":
-        return None
-
-    def option(name: str, default: str) -> str:
-        return args[args.index(name) + 1] if name in args[:-1] else default
-
-    runs_dir = Path(option("--runs-dir", "runs"))
-    return (runs_dir if runs_dir.is_absolute() else ROOT / runs_dir), option("--exp-name", "ppo")
-
-
-def latest_run(runs_dir: Path, exp_name: str) -> Path:
-    """The run directory of ``exp_name``: the one this process trained, else the newest."""
-    if exp_name in _TRAINED:
-        return _TRAINED[exp_name]
-    runs = sorted(runs_dir.glob(f"*__{exp_name}__*"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        return runs_dir / f"<run of {exp_name}>"
-    return runs[-1]
 
 
 def timescale_env(integrator: str, reward: str, cost_weight: float | list[float]) -> dict:
@@ -100,46 +79,6 @@ def timescale_env(integrator: str, reward: str, cost_weight: float | list[float]
         "reward": reward,
         "cost_weight": cost_weight,
     }
-
-
-def timescale_train(
-    env: dict,
-    exp_name: str,
-    args: argparse.Namespace,
-    total_timesteps: int = 800_000,
-    log_std_init: float = -1.0,
-    gamma: float = 0.995,
-) -> list[object]:
-    """The ``stepgym train`` arguments of the three-body timescale experiments."""
-    return [
-        "train",
-        "--env-kwargs",
-        kwargs(**env),
-        "--exp-name",
-        exp_name,
-        "--total-timesteps",
-        scaled(total_timesteps, args.scale),
-        "--n-envs",
-        8,
-        "--n-steps",
-        256,
-        "--batch-size",
-        512,
-        "--gamma",
-        gamma,
-        "--log-std-init",
-        log_std_init,
-        "--eval-freq",
-        scaled(100_000, args.scale),
-        "--n-eval-episodes",
-        20,
-        "--torch-threads",
-        1,
-        "--seed",
-        args.seed,
-        "--runs-dir",
-        args.runs_dir,
-    ]
 
 
 def kwargs(**values: object) -> str:
@@ -178,6 +117,175 @@ def write_report(
         lines.append("")
     out = results_dir / f"{name}.md"
     # paths relative to the repository, so the commands run from any checkout
+    out.write_text("\n".join(lines).replace(f"{ROOT}/", ""))
+    print(f"wrote {out}")
+    return out
+
+
+def timescale_sweep(
+    name: str,
+    env: dict,
+    args: argparse.Namespace,
+    total_timesteps: int = 400_000,
+    gamma: float = 0.995,
+    n_episodes: int = 50,
+) -> list[str]:
+    """The ``stepgym sweep`` arguments of a three-body timescale study: ``args.seeds``
+    training seeds of PPO on ``env``, each scored on held-out starts against the timescale
+    rule bisected to the policy's median cost."""
+    return [
+        "sweep",
+        "--name",
+        name,
+        "--grid",
+        "seed=" + ",".join(str(s) for s in range(args.seeds)),
+        "--train.env-kwargs",
+        kwargs(**env),
+        "--train.total-timesteps",
+        scaled(total_timesteps, args.scale),
+        "--train.n-envs",
+        8,
+        "--train.n-steps",
+        256,
+        "--train.batch-size",
+        512,
+        "--train.gamma",
+        gamma,
+        "--train.log-std-init",
+        -1.0,
+        "--train.eval-freq",
+        scaled(100_000, args.scale),
+        "--train.n-eval-episodes",
+        10,
+        "--n-episodes",
+        scaled(n_episodes, args.scale),
+        "--match",
+        "timescale",
+        "--bisect-iters",
+        6,
+        *sweep_resources(args),
+    ]
+
+
+def sweep_resources(args: argparse.Namespace) -> list[object]:
+    """Where the sweep goes and how many CPUs it takes (neither changes a trial's key)."""
+    return ["--out-dir", args.sweeps_dir, "--num-cpus", args.num_cpus, "--max-concurrent", 1]
+
+
+def run_sweep(arguments: Sequence[object], dry_run: bool, log: list[str]) -> SweepResult | None:
+    """Print ``python -m stepgym sweep ...`` and (unless dry_run) run it in this process;
+    trials a previous run finished are reused, not rerun."""
+    from stepgym.agents.sweep import sweep
+    from stepgym.cli import parse
+
+    args = [str(a) for a in arguments]
+    shown = "python -m stepgym " + " ".join(shlex.quote(a) for a in args)
+    log.append(shown.replace(f"{ROOT}/", ""))
+    print(f"$ {shown}", flush=True)
+    if dry_run:
+        return None
+    start = time.perf_counter()
+    result = sweep(parse(args))
+    print(
+        f"# {len(result.ran)} trials run, {len(result.trials) - len(result.ran)} reused, "
+        f"in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
+    if result.errors:
+        sys.exit("\n".join(result.errors))
+    return result
+
+
+def ce_sweep(args: argparse.Namespace, n_episodes: int = 5) -> list[object]:
+    """The ``stepgym sweep`` arguments of the CrossEntropy radius policy: PPO choosing
+    r = tau / rho_a for Adam on the MLP, ``args.seeds`` training seeds, each scored on
+    held-out runs (no rule to match: every run costs the same 200 steps)."""
+    env = {"model": "mlp", "optimizer": "adam", "action": "radius", "max_steps": 200}
+    return [
+        "sweep",
+        "--name",
+        "ce_radius_mlp",
+        "--grid",
+        "seed=" + ",".join(str(s) for s in range(args.seeds)),
+        "--train.env-id",
+        "stepgym/CrossEntropy-v0",
+        "--train.env-kwargs",
+        kwargs(**env),
+        "--train.total-timesteps",
+        scaled(10_000, args.scale),
+        "--train.n-envs",
+        2,
+        "--train.n-steps",
+        200,
+        "--train.batch-size",
+        100,
+        "--train.eval-freq",
+        scaled(5_000, args.scale),
+        "--train.n-eval-episodes",
+        2,
+        "--n-episodes",
+        scaled(n_episodes, args.scale),
+        "--match",
+        "",
+        *sweep_resources(args),
+    ]
+
+
+def relabel(result: SweepResult, label: str) -> tuple[list[dict], list[dict]]:
+    """The aggregated rows of a sweep (and their intervals), each configuration named
+    ``label`` (plus its swept parameters other than the seed, if any)."""
+    assert result.report is not None
+    rows = []
+    for row in result.report.rows:
+        own = "" if row["configuration"] == "base" else f" ({row['configuration']})"
+        rows.append({**row, "configuration": label + own})
+    return rows, list(result.report.intervals)
+
+
+def per_seed(records: Sequence[dict], metric: str = "matched_error_ratio") -> str:
+    """'seed 0: 1.2, seed 1: 3.4, ...' of one metric over a sweep's trials."""
+    return ", ".join(
+        f"seed {r['params'].get('seed')}: {float(r['metrics'].get(metric, float('nan'))):.3g}"
+        for r in records
+    )
+
+
+def trial_table(records: Sequence[dict]) -> str:
+    """Markdown: one row per trial (per training seed)."""
+    from stepgym.agents.report import markdown_table
+    from stepgym.agents.sweep_report import TRIAL_COLUMNS, trial_rows
+
+    return markdown_table(trial_rows(records), TRIAL_COLUMNS)
+
+
+def write_markdown(
+    name: str,
+    title: str,
+    body: str,
+    commands: Sequence[str],
+    args: argparse.Namespace,
+    plot_rows: Sequence[dict] = (),
+) -> Path:
+    """results/<name>.md: the title, the reading of the figures written after looking at them
+    (``experiments/notes/<name>.md``, if there is one), the generated body (tables), the
+    commands; with ``plot_rows`` (aggregated sweep rows) also <name>.png, their matched-cost
+    ratios with intervals."""
+    from stepgym.agents.sweep_report import ratio_plot
+
+    results_dir: Path = args.results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
+    notes = NOTES / f"{name}.md"
+    lines = [f"# {title}", ""]
+    if notes.is_file():
+        lines += [notes.read_text().strip(), ""]
+    lines += [body.strip(), ""]
+    if args.scale != 1.0:
+        lines += [f"Run at --scale {args.scale} of the full budget: a smoke run.", ""]
+    if plot_rows:
+        plot = ratio_plot(list(plot_rows), results_dir / f"{name}.png")
+        lines += [f"![{name}]({plot.name})", ""]
+    lines += ["## Commands", "", "```bash", *commands, "```", ""]
+    out = results_dir / f"{name}.md"
     out.write_text("\n".join(lines).replace(f"{ROOT}/", ""))
     print(f"wrote {out}")
     return out

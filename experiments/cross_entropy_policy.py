@@ -1,116 +1,121 @@
-"""(c) CrossEntropy: a PPO policy choosing the normalised step r (action="radius") against
-the best fixed learning rate, then under a x10,000 learning-rate spike from step 50 against
-plain Adam at a fixed rate, gradient clipping and the rho_a cap.
+"""(c) CrossEntropy: a PPO policy choosing the normalised step r = tau / rho_a (action="radius")
+for Adam on the MLP, 5 training seeds (``stepgym sweep``), against the best fixed learning
+rate on the same held-out runs; then under a x10,000 learning-rate spike from step 50 against
+plain Adam at lr 1e-3, gradient clipping and the rho_a cap. The baselines do not depend on a
+training seed, so they are evaluated once; each ratio's interval resamples training seeds.
 
-    python experiments/cross_entropy_policy.py [--model mlp_layernorm] [--dry-run]
+    python experiments/cross_entropy_policy.py [--dry-run]
 Writes results/cross_entropy_policy.md.
 """
 
 from __future__ import annotations
 
-from common import kwargs, latest_run, parser, scaled, stepgym, write_report
+import csv
+from pathlib import Path
+
+from common import (
+    ce_sweep,
+    kwargs,
+    parser,
+    per_seed,
+    relabel,
+    run_sweep,
+    scaled,
+    stepgym,
+    write_markdown,
+)
+
+from stepgym.agents.bootstrap import bootstrap_ci
+from stepgym.agents.sweep_report import interval_table
+from stepgym.agents.sweep_transfer import Setting, elsewhere_rows, evaluate_trials
+
+ENV = {"model": "mlp", "optimizer": "adam", "action": "radius", "max_steps": 200}
+SPIKE = {"spike_factor": 1e4, "spike_step": 50}
+METRICS = ("median_error", "p90_error", "failure_rate")
+
+
+def baselines(env: dict, names: list[object], episodes: int, out: Path) -> list[object]:
+    """The ``stepgym evaluate`` arguments of the baselines on the policies' held-out runs."""
+    return [
+        "evaluate",
+        "--env-id",
+        "stepgym/CrossEntropy-v0",
+        "--env-kwargs",
+        kwargs(**env),
+        "--baselines",
+        *names,
+        "--n-episodes",
+        episodes,
+        "--seed",
+        0,
+        "--out-dir",
+        out,
+    ]
+
+
+def table(out: Path) -> str:
+    """The summary table ``stepgym evaluate`` wrote, without its title."""
+    return "\n".join(
+        line for line in (out / "summary.md").read_text().splitlines() if not line.startswith("# ")
+    )
+
+
+def summaries(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "summary.csv") as handle:
+        return {row["controller"]: row for row in csv.DictReader(handle)}
+
+
+def against(records: list[dict], reference: dict[str, str]) -> str:
+    """Median over seeds of the policy's median error over the reference's, with interval."""
+    errors = [float(r["metrics"]["median_error"]) for r in records]
+    ratio = bootstrap_ci([e / float(reference["median_error"]) for e in errors])
+    name, error = reference["controller"], float(reference["median_error"])
+    return f"{ratio.format()} (reference {name}: median error {error:.3g})"
 
 
 def main() -> None:
-    p = parser(__doc__ or "")
-    p.add_argument("--model", default="mlp")
-    p.add_argument("--optimizer", default="adam")
-    args = p.parse_args()
-    env = {"model": args.model, "optimizer": args.optimizer, "action": "radius", "max_steps": 200}
-    exp = f"ce_radius_{args.model}"
+    args = parser(__doc__ or "").parse_args()
     log: list[str] = []
+    result = run_sweep(ce_sweep(args), args.dry_run, log)
+    episodes = scaled(5, args.scale)
+    plain, spiked = args.runs_dir / "ce_baselines", args.runs_dir / "ce_baselines_spike"
     stepgym(
-        [
-            "train",
-            "--env-id",
-            "stepgym/CrossEntropy-v0",
-            "--env-kwargs",
-            kwargs(**env),
-            "--exp-name",
-            exp,
-            "--total-timesteps",
-            scaled(20_000, args.scale),
-            "--n-envs",
-            2,
-            "--n-steps",
-            200,
-            "--batch-size",
-            100,
-            "--eval-freq",
-            4_000,
-            "--n-eval-episodes",
-            2,
-            "--seed",
-            args.seed,
-            "--runs-dir",
-            args.runs_dir,
-        ],
+        baselines(ENV, ["fixed_lr", "rho_set", "--grid-points", 5], episodes, plain),
         args.dry_run,
         log,
     )
-    run = latest_run(args.runs_dir, exp)
-    n_episodes = scaled(5, args.scale)
-    plain = run / "evaluation"
-    stepgym(
+    spike_args = ["fixed_lr", "grad_clip", "rho_cap", "--baseline-param", 1e-3]
+    stepgym(baselines({**ENV, **SPIKE}, spike_args, episodes, spiked), args.dry_run, log)
+    if args.dry_run or result is None:
+        return
+    rows, intervals = relabel(result, "radius policy, no spike")
+    setting = Setting("spike", SPIKE, episodes, "")
+    found, stats = elsewhere_rows(result.records, result.sweep_dir, [setting])
+    rows += [{**r, "configuration": "radius policy, x10,000 spike"} for r in found]
+    intervals += stats
+    fixed = [row for name, row in summaries(plain).items() if name.startswith("fixed_lr")]
+    best = min(fixed, key=lambda row: float(row["median_error"] or "inf"))
+    under_spike = evaluate_trials(result.records, result.sweep_dir, setting)
+    cap = summaries(spiked)["rho_cap(lr=0.001)"]
+    body = "\n\n".join(
         [
-            "evaluate",
-            "--policy",
-            run,
-            "--baselines",
-            "fixed_lr",
-            "rho_set",
-            "cosine",
-            "--grid-points",
-            5,
-            "--n-episodes",
-            n_episodes,
-            "--seed",
-            args.seed,
-            "--out-dir",
-            plain,
-        ],
-        args.dry_run,
-        log,
+            "error = 1 - final validation accuracy; failure = divergence (final loss > 10 or "
+            "the env's 'diverged').",
+            interval_table(rows, intervals, metrics=METRICS),
+            f"Policy / best fixed rate, median error: {against(result.records, best)}.",
+            f"Policy / rho_a cap under the spike: {against(under_spike, cap)}.",
+            f"Policy median error per seed: {per_seed(result.records, 'median_error')}.",
+            "## Baselines, no spike (one evaluation, same held-out runs)\n\n" + table(plain),
+            "## Baselines under the spike\n\n" + table(spiked),
+        ]
     )
-    spike = {**env, "spike_factor": 1e4, "spike_step": 50}
-    spiked = run / "evaluation_spike"
-    stepgym(
-        [
-            "evaluate",
-            "--policy",
-            run,
-            "--env-kwargs",
-            kwargs(**spike),
-            "--baselines",
-            "fixed_lr",
-            "grad_clip",
-            "rho_cap",
-            "--baseline-param",
-            1e-3,
-            "--n-episodes",
-            n_episodes,
-            "--seed",
-            args.seed,
-            "--out-dir",
-            spiked,
-        ],
-        args.dry_run,
+    write_markdown(
+        "cross_entropy_policy",
+        "Radius policy on CrossEntropy (MLP, Adam), over training seeds",
+        body,
         log,
+        args,
     )
-    if not args.dry_run:
-        write_report(
-            "cross_entropy_policy",
-            f"Radius policy on CrossEntropy ({args.model}, {args.optimizer})",
-            log,
-            [
-                ("No spike: policy vs fixed learning rates", plain / "summary.md"),
-                ("x10,000 spike from step 50 (baselines at lr = 1e-3)", spiked / "summary.md"),
-            ],
-            notes="error = 1 - final validation accuracy; failure = divergence (final loss > 10 "
-            "or the env's 'diverged').",
-            scale=args.scale,
-            results_dir=args.results_dir,
-        )
 
 
 if __name__ == "__main__":

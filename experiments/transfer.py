@@ -1,107 +1,106 @@
-"""(d) Transfer without retraining through the dimensionless step eta: policies trained on
-leapfrog, WHFast and SABA (each with the settings of timescale_vs_ppo.py: linear_cost reward,
-cost weight 1), evaluated on IAS15, WHFast, leapfrog and SABA. The diagonal is each target's
-native policy; a second table gives every transferred cell's error and cost over the native
-policy's on the same target.
+"""(d) Transfer without retraining through the dimensionless actions, over 5 training seeds.
 
-Then each policy plays each fixed-step target against the timescale rule bisected to its
-median cost there.
+Three-body: PPO policies acting through eta (dt = eta t_dyn) trained on leapfrog, WHFast and
+SABA (the settings of ``timescale_vs_ppo.py``'s base variant, whose leapfrog sweep this reuses),
+5 seeds each, every policy evaluated on the other two fixed-step integrators against the
+timescale rule bisected to its median cost there. "vs native" divides a transferred cell's
+matched-cost ratio by that of the target's own policies (median over seeds, each group
+resampled on its own).
 
-    python experiments/transfer.py [--dry-run]     # about 45 min on 2 cores
-Writes results/transfer_three_body.md. Reuses the newest run of ``timescale_vs_ppo.py
---integrator SOURCE`` for each source if there is one (pass --retrain to train afresh).
+Cross-entropy: the radius policies of ``cross_entropy_policy.py`` (MLP + Adam, 5 seeds)
+evaluated with other optimizers and on other models.
+
+    python experiments/transfer.py [--dry-run]
+Writes results/transfer.md.
 """
 
 from __future__ import annotations
 
 from common import (
-    kwargs,
-    latest_run,
+    ce_sweep,
     parser,
+    per_seed,
+    relabel,
+    run_sweep,
     scaled,
-    stepgym,
     timescale_env,
-    timescale_train,
-    write_report,
+    timescale_sweep,
+    write_markdown,
 )
 
-TARGETS = ("ias15", "whfast", "leapfrog", "saba")
-FIXED_STEP = ("leapfrog", "whfast", "saba")
+from stepgym.agents.bootstrap import ratio_ci
+from stepgym.agents.sweep import SweepResult
+from stepgym.agents.sweep_report import interval_table
+from stepgym.agents.sweep_transfer import Setting, elsewhere_rows, evaluate_trials
+
+SOURCES = ("leapfrog", "whfast", "saba")
+CE_TARGETS = {"optimizer": ("momentum", "adamp"), "model": ("cnn_batchnorm", "transformer")}
+CE_METRICS = ("median_error", "p90_error", "failure_rate")
+
+
+def ratios(records: list[dict]) -> list[float]:
+    return [float(r["metrics"]["matched_error_ratio"]) for r in records]
+
+
+def three_body(results: dict[str, SweepResult], episodes: int) -> str:
+    """Every source's policies on every fixed-step target, with the ratio to native."""
+    rows, intervals, versus = [], [], []
+    native = {source: ratios(result.records) for source, result in results.items()}
+    for source, result in results.items():
+        for target in SOURCES:
+            if target == source:
+                found, stats = relabel(result, f"{source} -> {source} (native)")
+                rows += found
+                intervals += stats
+                versus.append("1 (native)")
+                continue
+            setting = Setting(f"on_{target}", {"integrator": target}, episodes, "timescale")
+            found, stats = elsewhere_rows(result.records, result.sweep_dir, [setting])
+            rows += [{**r, "configuration": f"{source} -> {target}"} for r in found]
+            intervals += stats
+            moved = ratios(evaluate_trials(result.records, result.sweep_dir, setting))
+            versus.append(ratio_ci(moved, native.get(target, [])).format())
+    table = interval_table(rows, intervals).splitlines()
+    table[0] += " vs native |"
+    table[1] += "---|"
+    table[2:] = [f"{line} {cell} |" for line, cell in zip(table[2:], versus, strict=True)]
+    seeds = [f"- {s}: {per_seed(r.records)}" for s, r in results.items()]
+    return "\n".join(table) + "\n\nNative matched-cost ratio per seed:\n\n" + "\n".join(seeds)
+
+
+def cross_entropy(result: SweepResult, episodes: int) -> str:
+    """The MLP + Adam radius policies with other optimizers and on other models."""
+    rows, intervals = relabel(result, "adam on mlp (native)")
+    for axis, targets in CE_TARGETS.items():
+        settings = [Setting(f"{axis}_{t}", {axis: t}, episodes, "") for t in targets]
+        found, stats = elsewhere_rows(result.records, result.sweep_dir, settings)
+        rows += [{**r, "configuration": f"{axis} {r['setting'].split('_', 1)[1]}"} for r in found]
+        intervals += stats
+    return interval_table(rows, intervals, metrics=CE_METRICS)
 
 
 def main() -> None:
     p = parser(__doc__ or "")
-    p.add_argument("--sources", nargs="+", default=["leapfrog", "whfast", "saba"])
-    p.add_argument("--retrain", action="store_true")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     args = p.parse_args()
     log: list[str] = []
-    runs = []
+    results = {}
     for source in args.sources:
-        exp = f"timescale_vs_ppo_{source}"
-        if args.retrain or not latest_run(args.runs_dir, exp).exists():
-            env = timescale_env(source, "linear_cost", 1.0)
-            stepgym(timescale_train(env, exp, args), args.dry_run, log)
-        runs.append(latest_run(args.runs_dir, exp))
-    out = args.runs_dir / "transfer"
-    stepgym(
-        [
-            "transfer",
-            "--policies",
-            *runs,
-            "--targets",
-            *TARGETS,
-            "--n-episodes",
-            scaled(50, args.scale),
-            "--seed",
-            args.seed,
-            "--out-dir",
-            out,
-        ],
-        args.dry_run,
-        log,
+        env = timescale_env(source, "linear_cost", 1.0)
+        results[source] = run_sweep(timescale_sweep(f"eta_{source}", env, args), args.dry_run, log)
+    ce = run_sweep(ce_sweep(args), args.dry_run, log)
+    if args.dry_run or ce is None:
+        return
+    episodes = scaled(50, args.scale)
+    body = (
+        "## Three-body: eta policies between leapfrog, WHFast and SABA\n\n"
+        + three_body({s: r for s, r in results.items() if r is not None}, episodes)
+        + "\n\n## Cross-entropy: the radius policy with other optimizers and models\n\n"
+        + "error = 1 - final validation accuracy; failure = divergence.\n\n"
+        + cross_entropy(ce, scaled(5, args.scale))
     )
-    # Each policy on each fixed-step target against the timescale rule bisected to the
-    # policy's median cost there: "policy / rule" on a target, over the native policy's
-    # "policy / rule", compares transferred and native policies at equal cost.
-    sections = [("Trained-on x evaluated-on", out / "transfer.md")]
-    for source, run in zip(args.sources, runs, strict=True):
-        for target in FIXED_STEP:
-            matched = args.runs_dir / "transfer_matched" / f"{source}_on_{target}"
-            stepgym(
-                [
-                    "evaluate",
-                    "--policy",
-                    run,
-                    "--env-kwargs",
-                    kwargs(integrator=target),
-                    "--baselines",
-                    "timescale",
-                    "--baseline-param",
-                    0.001,
-                    "--match",
-                    "timescale",
-                    "--bisect-iters",
-                    8,
-                    "--n-episodes",
-                    scaled(50, args.scale),
-                    "--seed",
-                    args.seed,
-                    "--out-dir",
-                    matched,
-                ],
-                args.dry_run,
-                log,
-            )
-            sections.append((f"{source} policy on {target}", matched / "summary.md"))
-    if not args.dry_run:
-        write_report(
-            "transfer_three_body",
-            "Transfer across REBOUND integrators (dimensionless eta)",
-            log,
-            sections,
-            scale=args.scale,
-            results_dir=args.results_dir,
-        )
+    title = "Transfer without retraining, over training seeds"
+    write_markdown("transfer", title, body, log, args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from agents_toy_env import train_briefly
 
-from stepgym.agents.config import EvaluateConfig, TrainConfig, TransferConfig
+from stepgym.agents.config import EvaluateConfig, SweepConfig, TrainConfig, TransferConfig
 from stepgym.cli import parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def test_dry_run_prints_valid_stepgym_commands(script: str, tmp_path: Path) -> N
         assert words[:3] == ["python", "-m", "stepgym"]
         config = parse(words[3:])
         kinds.add(type(config))
-    assert kinds & {TrainConfig, EvaluateConfig, TransferConfig}
+    assert kinds & {TrainConfig, EvaluateConfig, TransferConfig, SweepConfig}
 
 
 def test_policy_behaviour_relates_the_setting_to_every_feature(tmp_path: Path) -> None:
