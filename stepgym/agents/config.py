@@ -21,8 +21,10 @@ class TrainConfig:
     """Registered Gymnasium id of the environment."""
     env_kwargs: str = "{}"
     """Environment keyword arguments as a JSON object, e.g. '{"integrator": "whfast"}'."""
-    algo: Literal["ppo", "dqn"] = "ppo"
-    """SB3 algorithm: 'ppo' (any action space) or 'dqn' (discrete actions only)."""
+    algo: Literal["ppo", "dqn", "recurrent_ppo"] = "ppo"
+    """Training algorithm, a name in ``stepgym.agents.algorithms.ALGORITHM_SPECS``: 'ppo' (any
+    action space), 'dqn' (discrete actions only) or 'recurrent_ppo' (sb3-contrib's
+    RecurrentPPO with an LSTM policy: memory across decisions)."""
     total_timesteps: int = 50_000
     """Environment steps (decisions) to train for, summed over the parallel environments."""
     n_envs: int = 4
@@ -47,13 +49,25 @@ class TrainConfig:
     n_epochs: int = 10
     """PPO: optimisation epochs per rollout."""
     gamma: float = 0.99
-    """Discount factor."""
+    """Discount factor. Near 1 (e.g. 0.999) a decision is credited with nearly all the
+    error it causes later in the episode, which a tail-aware reward (``terminal``, ``tail``)
+    needs; pair it with ``reward_scale`` or ``norm_reward`` so that returns stay O(1)."""
+    reward_scale: float = 1.0
+    """Every training reward is multiplied by this before VecNormalize (evaluation scores
+    the env's own reward). Useful with ``norm_reward=False`` and gamma near 1, where the
+    discounted return sums ~1 / (1 - gamma) rewards."""
     gae_lambda: float = 0.95
     """PPO: GAE lambda."""
     ent_coef: float = 0.0
     """PPO: entropy bonus coefficient."""
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the policy and value networks."""
+    frame_stack: int = 1
+    """Observations the policy sees at once: the last k (SB3's VecFrameStack, oldest first,
+    zeros before the episode's first); 1 means the current one only. Evaluation and
+    transfer stack the same way."""
+    lstm_hidden_size: int = 64
+    """recurrent_ppo: size of the LSTM's hidden state (the policy's memory)."""
     log_std_init: float = 0.0
     """PPO with continuous actions: initial log standard deviation of the Gaussian policy
     (below 0 starts with less exploration noise, e.g. -1.5 for a spread of about 0.2 of the

@@ -26,7 +26,13 @@ from stepgym.agents.envs import check_env_id, make_env, merged, parse_env_kwargs
 from stepgym.agents.matched import bisect_log
 from stepgym.agents.policies import TrainedPolicy, load_policy
 from stepgym.agents.report import SUMMARY_COLUMNS, markdown_table, pareto_plot, write_csv
-from stepgym.agents.rollout import Contender, evaluate_contender, run_episode, summarize
+from stepgym.agents.rollout import (
+    Contender,
+    contender_env,
+    evaluate_contender,
+    run_episode,
+    summarize,
+)
 from stepgym.errors import ConfigError, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -277,7 +283,7 @@ def save_pictures(
 
     files: dict[str, Path] = {}
     for contender in contenders:
-        env = make_env(env_id, {**contender.env_kwargs, "render_mode": "rgb_array"})
+        env = contender_env(env_id, contender, {"render_mode": "rgb_array"})
         try:
             run_episode(env, contender.policy, seed, domain)
             frame = env.render()

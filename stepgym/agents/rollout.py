@@ -2,7 +2,9 @@
 
 One path scores everything: anything with SB3's ``predict`` is stepped through a plain
 Gymnasium env, episode ``i`` reset with seed ``first_seed + i``, and each episode becomes a
-row of metrics read by the env's :class:`~stepgym.agents.domains.Domain`.
+row of metrics read by the env's :class:`~stepgym.agents.domains.Domain`. A recurrent policy
+gets its state back and ``episode_start`` at each reset; a policy trained with ``frame_stack=k``
+is stepped through :class:`~stepgym.agents.envs.FrameStackedEnv` (:func:`contender_env`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from stepgym.agents.domains import Domain, end_reason
-from stepgym.agents.envs import make_env
+from stepgym.agents.envs import FrameStackedEnv, make_env
 from stepgym.agents.policies import Policy
 from stepgym.errors import ConfigError
 
@@ -81,7 +83,7 @@ def evaluate_contender(
     env_id: str, contender: Contender, domain: Domain, seeds: Sequence[int]
 ) -> list[dict[str, Any]]:
     """Rows for every held-out episode of one contender."""
-    env = make_env(env_id, contender.env_kwargs)
+    env = contender_env(env_id, contender)
     try:
         check_spaces(contender, env)
         rows = []
@@ -106,6 +108,22 @@ def evaluate_contender(
         summary["median_cost"],
     )
     return rows
+
+
+def frame_stack_of(policy: Policy) -> int:
+    """Observations a policy sees at once: its run's ``frame_stack`` (1 for baselines)."""
+    record = getattr(policy, "record", None)
+    if not isinstance(record, Mapping):
+        return 1
+    return int(record.get("config", {}).get("frame_stack", 1))
+
+
+def contender_env(env_id: str, contender: Contender, extra: Mapping[str, Any] | None = None) -> Any:
+    """The env a contender is scored on (its kwargs updated by ``extra``), frame-stacked
+    when its policy was trained on stacked observations."""
+    env = make_env(env_id, {**contender.env_kwargs, **(extra or {})})
+    stack = frame_stack_of(contender.policy)
+    return FrameStackedEnv(env, stack) if stack > 1 else env
 
 
 def check_spaces(contender: Contender, env: Any) -> None:

@@ -28,31 +28,33 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import DQN, PPO
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import (
     BaseCallback,
     CallbackList,
     EvalCallback,
 )
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import (
     DummyVecEnv,
     SubprocVecEnv,
     VecEnv,
-    VecMonitor,
     VecNormalize,
 )
 
+from stepgym.agents.algorithms import (
+    ALGORITHM_SPECS,
+    ALGORITHMS,
+    build_model,
+    check_algorithm,
+    wrap_training_env,
+)
 from stepgym.agents.checkpoints import (
     AtomicCheckpointCallback,
     SaveBestCallback,
@@ -66,7 +68,7 @@ from stepgym.agents.checkpoints import (
 )
 from stepgym.agents.config import TrainConfig
 from stepgym.agents.domains import DOMAINS
-from stepgym.agents.envs import make_env, merged, parse_env_kwargs
+from stepgym.agents.envs import make_env, make_vec, merged, parse_env_kwargs
 from stepgym.agents.runfiles import (
     BEST_DIR,
     BEST_MODEL_FILE,
@@ -108,8 +110,6 @@ __all__ = [
     "write_config",
 ]
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN}
-
 
 def validate(config: TrainConfig) -> dict[str, Any]:
     """Check the config's values; return the parsed env kwargs."""
@@ -121,6 +121,7 @@ def validate(config: TrainConfig) -> dict[str, Any]:
         "n_epochs",
         "n_eval_episodes",
         "torch_threads",
+        "lstm_hidden_size",
     ):
         check_positive_int(name.replace("_", "-"), getattr(config, name))
     if not re.fullmatch(r"[A-Za-z0-9.-]+(_[A-Za-z0-9.-]+)*", config.exp_name):
@@ -130,17 +131,11 @@ def validate(config: TrainConfig) -> dict[str, Any]:
         )
     if config.eval_freq < 0 or config.checkpoint_freq < 0:
         raise ConfigError("eval-freq and checkpoint-freq must be >= 0 (0 disables them).")
-    if config.algo not in ALGORITHMS:
-        raise ConfigError(f"unknown algo {config.algo!r}; choose one of {', '.join(ALGORITHMS)}.")
+    ALGORITHM_SPECS.get(config.algo)  # unknown names fail before an env is built
     env_kwargs = parse_env_kwargs(config.env_kwargs)
     probe = make_env(config.env_id, env_kwargs)  # fails early, with a clear message
     try:
-        if config.algo == "dqn" and not isinstance(probe.action_space, gym.spaces.Discrete):
-            raise ConfigError(
-                f"DQN needs a discrete action space but {config.env_id} has "
-                f'{probe.action_space}; pass --env-kwargs \'{{"action": "discrete"}}\' or '
-                f"use --algo ppo."
-            )
+        check_algorithm(config, probe.action_space)
         probe.reset(seed=config.seed)  # reset-time checks (e.g. the data split) fail here too
     finally:
         probe.close()
@@ -185,41 +180,18 @@ def vec_env_class(config: TrainConfig) -> type[VecEnv]:
     return VEC_ENVS[kind]
 
 
-def make_vec(
-    env_id: str,
-    env_kwargs: dict[str, Any],
-    n_envs: int,
-    seed: int,
-    vec_cls: type[VecEnv],
-) -> VecEnv:
-    """``n_envs`` copies of the env with Monitor's episode statistics; copy i is seeded with
-    ``seed + i``. ``NativeVecEnv`` steps them in one call (statistics from VecMonitor)."""
-    if vec_cls is NativeVecEnv:
-        venv: VecEnv = VecMonitor(NativeVecEnv.make(env_id, n_envs, env_kwargs))
-        venv.action_space.seed(seed)
-    else:
-        factories: list[Callable[[], gym.Env[Any, Any]]] = [
-            partial(_monitored_env, env_id, env_kwargs, seed + i) for i in range(n_envs)
-        ]
-        venv = vec_cls(factories)  # type: ignore[call-arg,arg-type]
-    venv.seed(seed)
-    return venv
-
-
-def _monitored_env(env_id: str, env_kwargs: dict[str, Any], seed: int) -> gym.Env[Any, Any]:
-    env = Monitor(gym.make(env_id, **env_kwargs))
-    env.action_space.seed(seed)
-    return env
-
-
 def build_vec_envs(
     config: TrainConfig, env_kwargs: dict[str, Any]
 ) -> tuple[VecNormalize, VecNormalize]:
-    """(training envs, held-out evaluation env), both wrapped in VecNormalize."""
+    """(training envs, held-out evaluation env), both wrapped in VecNormalize (the training
+    envs with the config's reward scale; both with its frame stack)."""
     vec_cls = vec_env_class(config)
     train_env = make_vec(config.env_id, env_kwargs, config.n_envs, config.seed, vec_cls)
     train_norm = VecNormalize(
-        train_env, norm_obs=config.norm_obs, norm_reward=config.norm_reward, gamma=config.gamma
+        wrap_training_env(train_env, config),
+        norm_obs=config.norm_obs,
+        norm_reward=config.norm_reward,
+        gamma=config.gamma,
     )
     eval_env = make_vec(
         config.env_id,
@@ -230,37 +202,13 @@ def build_vec_envs(
         NativeVecEnv if vec_cls is NativeVecEnv else DummyVecEnv,
     )
     eval_norm = VecNormalize(
-        eval_env, norm_obs=config.norm_obs, norm_reward=False, training=False, gamma=config.gamma
+        wrap_training_env(eval_env, dataclasses.replace(config, reward_scale=1.0)),
+        norm_obs=config.norm_obs,
+        norm_reward=False,
+        training=False,
+        gamma=config.gamma,
     )
     return train_norm, eval_norm
-
-
-def build_model(config: TrainConfig, env: VecEnv, tb_dir: Path | None) -> BaseAlgorithm:
-    """The SB3 model named by ``config.algo`` with the config's hyperparameters (no
-    TensorBoard log when ``tb_dir`` is None)."""
-    common: dict[str, Any] = {
-        "learning_rate": config.learning_rate,
-        "batch_size": config.batch_size,
-        "gamma": config.gamma,
-        "policy_kwargs": {"net_arch": list(config.net_arch)},
-        "tensorboard_log": str(tb_dir) if tb_dir is not None else None,
-        "seed": config.seed,
-        "device": "cpu",
-        "verbose": config.verbose,
-    }
-    if config.algo == "ppo":
-        if isinstance(env.action_space, gym.spaces.Box):
-            common["policy_kwargs"]["log_std_init"] = config.log_std_init
-        return PPO(
-            "MlpPolicy",
-            env,
-            n_steps=config.n_steps,
-            n_epochs=config.n_epochs,
-            gae_lambda=config.gae_lambda,
-            ent_coef=config.ent_coef,
-            **common,
-        )
-    return DQN("MlpPolicy", env, learning_starts=min(1000, config.total_timesteps // 10), **common)
 
 
 def build_callbacks(config: TrainConfig, run_dir: Path, eval_env: VecEnv) -> CallbackList:
@@ -363,6 +311,41 @@ def resume(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
     larger ``config.total_timesteps``)."""
     run_dir = find_run_dir(Path(config.resume))  # type: ignore[arg-type]
     record = read_record(run_dir / CONFIG_FILE)
+    base, point = _resume_point(config, record, run_dir)
+    env_kwargs = validate(base)
+    set_random_seed(base.seed + point.num_timesteps)
+    torch.set_num_threads(base.torch_threads)
+    train_env, eval_env = build_vec_envs(base, env_kwargs)
+    train_env.seed(base.seed + point.num_timesteps)  # new episodes, not a replay of the start
+    read_stats(point.stats_path).apply_to(train_env)
+    try:
+        model = build_model(base, train_env, run_dir / "tb")
+        model.set_parameters(read_weights(point.model_path), exact_match=True, device="cpu")
+        model.num_timesteps = point.num_timesteps
+        _record_resume(run_dir, record, point, base.total_timesteps)
+        run_callbacks = build_callbacks(base, run_dir, eval_env)
+        for callback in run_callbacks.callbacks:
+            if isinstance(callback, EvalCallback):
+                restore_eval_history(callback, run_dir / "eval" / "evaluations.npz")
+        learn(
+            model,
+            base.total_timesteps - point.num_timesteps,
+            run_dir,
+            run_dir.name,
+            [run_callbacks, *callbacks],
+            base.progress_bar,
+            reset_num_timesteps=False,
+        )
+    finally:
+        train_env.close()
+        eval_env.close()
+    return run_dir
+
+
+def _resume_point(
+    config: TrainConfig, record: dict[str, Any], run_dir: Path
+) -> tuple[TrainConfig, Any]:
+    """(the run's config with the target step count, its latest checkpoint)."""
     base = config_from_record(record)
     target = max(base.total_timesteps, config.total_timesteps)
     if config.total_timesteps == TrainConfig.total_timesteps:  # the default: not asked for
@@ -374,45 +357,23 @@ def resume(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
             f"--total-timesteps larger than {point.num_timesteps} with --resume to go on."
         )
     base = dataclasses.replace(base, total_timesteps=target, progress_bar=config.progress_bar)
-    env_kwargs = validate(base)
-    set_random_seed(base.seed + point.num_timesteps)
-    torch.set_num_threads(base.torch_threads)
-    train_env, eval_env = build_vec_envs(base, env_kwargs)
-    train_env.seed(base.seed + point.num_timesteps)  # new episodes, not a replay of the start
-    read_stats(point.stats_path).apply_to(train_env)
-    try:
-        model = build_model(base, train_env, run_dir / "tb")
-        model.set_parameters(read_weights(point.model_path), exact_match=True, device="cpu")
-        model.num_timesteps = point.num_timesteps
-        resumed = [
-            *record.get("resumed", []),
-            {
-                "from": str(point.model_path.relative_to(run_dir)),
-                "num_timesteps": point.num_timesteps,
-                "time": int(time.time()),
-            },
-        ]
-        update_record(
-            run_dir / CONFIG_FILE,
-            status="running",
-            resumed=resumed,
-            config={**record["config"], "total_timesteps": target},
-        )
-        logger.info("resuming %s at %d of %d steps", run_dir, point.num_timesteps, target)
-        run_callbacks = build_callbacks(base, run_dir, eval_env)
-        for callback in run_callbacks.callbacks:
-            if isinstance(callback, EvalCallback):
-                restore_eval_history(callback, run_dir / "eval" / "evaluations.npz")
-        learn(
-            model,
-            target - point.num_timesteps,
-            run_dir,
-            run_dir.name,
-            [run_callbacks, *callbacks],
-            base.progress_bar,
-            reset_num_timesteps=False,
-        )
-    finally:
-        train_env.close()
-        eval_env.close()
-    return run_dir
+    return base, point
+
+
+def _record_resume(run_dir: Path, record: dict[str, Any], point: Any, target: int) -> None:
+    """Note in config.json where and when the run was resumed, and its new target."""
+    resumed = [
+        *record.get("resumed", []),
+        {
+            "from": str(point.model_path.relative_to(run_dir)),
+            "num_timesteps": point.num_timesteps,
+            "time": int(time.time()),
+        },
+    ]
+    update_record(
+        run_dir / CONFIG_FILE,
+        status="running",
+        resumed=resumed,
+        config={**record["config"], "total_timesteps": target},
+    )
+    logger.info("resuming %s at %d of %d steps", run_dir, point.num_timesteps, target)

@@ -21,7 +21,7 @@ from stepgym.agents.envs import make_env, merged
 from stepgym.agents.evaluate import held_out_seeds
 from stepgym.agents.policies import TrainedPolicy, load_policy
 from stepgym.agents.report import markdown_table, write_csv
-from stepgym.agents.rollout import Contender, evaluate_contender, summarize
+from stepgym.agents.rollout import Contender, contender_env, evaluate_contender, summarize
 from stepgym.errors import ConfigError, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def check_dimensionless(policy: TrainedPolicy, domain: Domain) -> None:
 
 def check_same_spaces(policy: TrainedPolicy, env_id: str, kwargs: dict[str, Any]) -> None:
     """The target env must present the observation/action spaces the policy was trained on."""
-    env = make_env(env_id, kwargs)
+    env = contender_env(env_id, Contender("transfer", policy, kwargs, "policy"))  # stacked too
     try:
         for kind in ("observation_space", "action_space"):
             expected, got = getattr(policy.model, kind), getattr(env, kind)

@@ -22,16 +22,34 @@ and observing it lets one policy span the whole trade-off curve. The failure pen
 the order of the episode's total cost term (``log10 C_end`` ~ 4-7), so it neither dominates nor
 vanishes; a failure also costs the accuracy term its jump to |dE| > 0.1 (>= 6 decades when E ~
 1e-7).
+
+Tail-aware terms, paid once, on the episode's last decision (any end reason: horizon, failure,
+escape, close encounter), from its final relative energy error ``E_end``:
+
+- ``terminal_error``: ``-(log10 E_end - log10 1e-16)`` (<= 0). Its undiscounted total equals the
+  ``accuracy`` term's, but it arrives in one piece at the end, so with gamma < 1 every decision
+  is credited with the final error, not with the error change it caused locally (which the
+  dense term lets late, cheap decisions "repair" in the energy error alone).
+- ``tail_excess_1e-N`` (N = 3 .. 10): ``-max(0, log10 E_end - log10 1e-N)``, the hinge on the
+  final error above the threshold 1e-N. Per episode it is well defined; its expectation over
+  episodes is the Rockafellar-Uryasev form of the conditional value at risk: with the
+  threshold at the alpha-quantile (VaR) of log10 E_end, ``CVaR_alpha = VaR + E[hinge] / (1 -
+  alpha)``, so a policy that maximises ``-E[hinge]`` at a fixed threshold lowers the mean of
+  the tail above it and is indifferent to errors below it. Pick the threshold near the p90 of
+  the rule's final error at the cost you aim for (leapfrog, timescale eta 3e-3 on seed-paper
+  starts: p90 ~ 4e-5, so ``tail_excess_1e-5``).
+
+Presets ``terminal`` and ``tail`` add these to ``linear_cost`` (weights 1).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from stepgym.registry import Registry
 from stepgym.rewards import RewardTerm
-from stepgym.threebody.records import ThreeBodyTransition
+from stepgym.threebody.records import ERROR_FLOOR, ThreeBodyTransition
 
 REWARD_TERMS: Registry[RewardTerm[ThreeBodyTransition]] = Registry("three-body reward term")
 """Reward terms by name."""
@@ -112,7 +130,45 @@ _add(
 )
 _add("seed_paper_cost", _seed_paper_cost, "1 / |log10 mu|, mu = chosen parameter (seed paper)")
 
+
+def _terminal_error(t: ThreeBodyTransition) -> float:
+    if t.end_reason is None:
+        return 0.0
+    return -(min(t.log_error_after, 300.0) - math.log10(ERROR_FLOOR))
+
+
+def _tail_excess(log_threshold: float) -> Callable[[ThreeBodyTransition], float]:
+    def term(t: ThreeBodyTransition) -> float:
+        if t.end_reason is None:
+            return 0.0
+        return -max(0.0, min(t.log_error_after, 300.0) - log_threshold)
+
+    return term
+
+
+_add(
+    "terminal_error",
+    _terminal_error,
+    "on the episode's last decision only: -(log10 E_end + 16), the final relative energy "
+    "error above the 1e-16 floor in decades",
+)
+TAIL_THRESHOLD_DECADES = range(3, 11)
+"""Thresholds 1e-3 .. 1e-10 of the registered ``tail_excess_1e-N`` terms."""
+for _decade in TAIL_THRESHOLD_DECADES:
+    _add(
+        f"tail_excess_1e-{_decade}",
+        _tail_excess(-float(_decade)),
+        f"on the episode's last decision only: -max(0, log10 E_end + {_decade}), the hinge of "
+        f"the final error above 1e-{_decade} (CVaR in Rockafellar-Uryasev form at that threshold)",
+    )
+
 REWARD_PRESETS.add("default", {"accuracy": 1.0, "cost": 1.0, "failure": 5.0})
 REWARD_PRESETS.add("linear_cost", {"accuracy": 1.0, "cost_linear": 1.0, "failure": 5.0})
 REWARD_PRESETS.add("accuracy_only", {"accuracy": 1.0, "failure": 5.0})
+REWARD_PRESETS.add(
+    "terminal", {"accuracy": 1.0, "cost_linear": 1.0, "failure": 5.0, "terminal_error": 1.0}
+)
+REWARD_PRESETS.add(
+    "tail", {"accuracy": 1.0, "cost_linear": 1.0, "failure": 5.0, "tail_excess_1e-5": 1.0}
+)
 REWARD_PRESETS.add("seed_paper", {"seed_paper_accuracy": 3000.0, "seed_paper_cost": 4.0})
