@@ -10,9 +10,12 @@
 (c) CrossEntropy-v0 (defaults, N = 8): the same vector env built over its env class against
     DummyVecEnv, to see whether a native vector env pays there.
 
-Measurements alternate within every repeat; medians over repeats are printed.
+Measurements alternate within every repeat; medians over repeats are printed. ``--clock cpu``
+(default) times with this thread's CPU clock, which other jobs on a shared machine perturb far
+less than the wall clock (preemption is not counted); ``--clock wall`` uses the wall clock.
+(a) also runs the copy-by-copy path (the batched step switched off) for comparison.
 
-    python benchmarks/bench_vector_env.py [--repeats 7] [--steps 200]
+    python benchmarks/bench_vector_env.py [--repeats 7] [--steps 200] [--clock cpu|wall]
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ FINE: dict[str, Any] = {
     "escape_factor": 1e9,
 }
 ETA = 1e-2
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+clock = time.thread_time
 
 
 def _action(envs: StepSizeVectorEnv, setting: float) -> np.ndarray:
@@ -53,29 +58,36 @@ def _action(envs: StepSizeVectorEnv, setting: float) -> np.ndarray:
     return np.tile(np.asarray(unit, dtype=np.float32), (envs.num_envs, 1))
 
 
-def fine_overhead(n: int, steps: int, repeats: int) -> tuple[float, float]:
-    """(us per env step through the vector env, us per bare REBOUND step), medians."""
-    vector_us, bare_us = [], []
+def fine_overhead(n: int, steps: int, repeats: int) -> tuple[float, float, float]:
+    """(us per env step through the vector env, the same copy by copy, us per bare REBOUND
+    step), medians."""
+    vector_us: dict[bool, list[float]] = {True: [], False: []}
+    bare_us = []
     for _ in range(repeats):
-        envs = gym.make_vec(THREE_BODY, num_envs=n, **FINE)
-        assert isinstance(envs, StepSizeVectorEnv)
-        envs.reset(seed=0)
-        action = _action(envs, ETA)
-        bare = [
-            _bare_copy(env.propagator.sim, ETA * env.propagator.timescale()) for env in envs.envs
-        ]
-        start = time.perf_counter()
-        for _ in range(steps):
-            envs.step(action)
-        vector_us.append((time.perf_counter() - start) / (steps * n) * 1e6)
-        done = sum(env.last_info["steps"] for env in envs.envs)
-        assert done == steps * n, f"{done} integrator steps, expected {steps * n}"
-        start = time.perf_counter()
+        for batched in (True, False):
+            envs = gym.make_vec(THREE_BODY, num_envs=n, **FINE)
+            assert isinstance(envs, StepSizeVectorEnv) and envs.batched
+            if not batched:
+                envs._batch = None  # the copy-by-copy path, for comparison
+            envs.reset(seed=0)
+            action = _action(envs, ETA)
+            bare = [
+                _bare_copy(env.propagator.sim, ETA * env.propagator.timescale())
+                for env in envs.envs
+            ]
+            start = clock()
+            for _ in range(steps):
+                envs.step(action)
+            vector_us[batched].append((clock() - start) / (steps * n) * 1e6)
+            done = sum(env.last_info["steps"] for env in envs.envs)
+            assert done == steps * n, f"{done} integrator steps, expected {steps * n}"
+            envs.close()
+        start = clock()
         for sim in bare:
             sim.steps(steps)  # REBOUND's own loop
-        bare_us.append((time.perf_counter() - start) / (steps * n) * 1e6)
-        envs.close()
-    return statistics.median(vector_us), statistics.median(bare_us)
+        bare_us.append((clock() - start) / (steps * n) * 1e6)
+    median = statistics.median
+    return median(vector_us[True]), median(vector_us[False]), median(bare_us)
 
 
 def _bare_copy(source: Any, dt: float) -> rebound.Simulation:
@@ -92,16 +104,19 @@ def throughput(
     action: np.ndarray,
     steps: int,
     repeats: int,
+    timer: Callable[[], float] | None = None,
 ) -> dict[str, float]:
-    """Median env steps/s of each (env, step function, n) maker, alternating makers."""
+    """Median env steps/s of each (env, step function, n) maker, alternating makers (timed
+    with ``timer``, default the chosen clock)."""
+    timer = timer or clock
     rates: dict[str, list[float]] = {name: [] for name in makers}
     for _ in range(repeats):
         for name, make in makers.items():
             env, step, n = make()
-            start = time.perf_counter()
+            start = timer()
             for _ in range(steps):
                 step(action)
-            rates[name].append(steps * n / (time.perf_counter() - start))
+            rates[name].append(steps * n / (timer() - start))
             env.close()
     return {name: statistics.median(values) for name, values in rates.items()}
 
@@ -137,13 +152,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=200, help="vector steps per measurement")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
 
     n = 64
-    vector_us, bare_us = fine_overhead(n, args.steps, args.repeats)
-    print(f"(a) fine mode, leapfrog, eta {ETA:g}, N = {n}, {args.steps} steps per copy:")
+    vector_us, copies_us, bare_us = fine_overhead(n, args.steps, args.repeats)
+    print(f"(a) fine mode, leapfrog, eta {ETA:g}, N = {n}, {args.steps} steps per copy, "
+          f"{args.clock} clock:")  # fmt: skip
     print(f"    vector env {vector_us:.2f} us per env step, bare REBOUND step {bare_us:.3f} us")
     print(f"    overhead {vector_us - bare_us:.2f} us per env step (target <= 5 us)")
+    print(f"    copy by copy (batched step off): {copies_us:.2f} us per env step, overhead "
+          f"{copies_us - bare_us:.2f} us")  # fmt: skip
 
     print("\n(b) env steps/s (median), same copies through each vector interface:")
     cases: list[tuple[str, int, dict[str, Any], int]] = [
@@ -178,9 +199,10 @@ def main() -> None:
         ce_action,
         20,
         args.repeats,
+        time.perf_counter,  # torch may run threads of its own: wall clock
     )
     dummy = rates["SB3 DummyVecEnv"]
-    print(f"\n(c) CrossEntropy-v0 (defaults), N = {ce_n}:")
+    print(f"\n(c) CrossEntropy-v0 (defaults), N = {ce_n}, wall clock:")
     for name, rate in rates.items():
         print(f"      {name:22s} {rate:9.0f} steps/s  ({rate / dummy:5.2f}x DummyVecEnv)")
 

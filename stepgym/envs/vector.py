@@ -45,8 +45,8 @@ class BatchStep(Protocol):
     def attach(self, i: int) -> None:
         """Read copy ``i``'s state from its env (after a reset or a step of its own)."""
 
-    def detach(self, i: int) -> None:
-        """Write copy ``i``'s state and latest info back into its env."""
+    def detach(self, copies: list[int]) -> None:
+        """Write the state and latest info of ``copies`` back into their envs."""
 
     def decode(self, actions: Any) -> tuple[np.ndarray, np.ndarray] | None:
         """(settings, decodable mask) of all copies, or None to decode copy by copy."""
@@ -60,8 +60,8 @@ class BatchStep(Protocol):
     def end_reason(self, i: int) -> str | None:
         """Why copy ``i``'s episode ended in the latest advance (None: it goes on)."""
 
-    def info(self, i: int) -> dict[str, Any]:
-        """Copy ``i``'s info of the latest advance."""
+    def infos(self, copies: list[int]) -> list[dict[str, Any]]:
+        """The infos of ``copies`` in the latest advance."""
 
     def batched_info(self) -> dict[str, Any] | None:
         """All copies' infos of the latest advance in vector format, or None (per copy)."""
@@ -136,9 +136,9 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     @property
     def envs(self) -> list[StepSizeEnv[Any, Any]]:
         """The copies, each up to date (the batched path writes their records back first)."""
-        if self._stale.any():
-            for i in np.flatnonzero(self._stale).tolist():
-                self._sync(i)
+        if self._stale.any() and self._batch is not None:
+            self._batch.detach(np.flatnonzero(self._stale).tolist())
+            self._stale[:] = False
         return self._copies
 
     @property
@@ -148,7 +148,7 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
 
     def _sync(self, i: int) -> None:
         if self._stale[i] and self._batch is not None:
-            self._batch.detach(i)
+            self._batch.detach([i])
             self._stale[i] = False
 
     # -- Gymnasium VectorEnv API ---------------------------------------------------------------
@@ -216,7 +216,7 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         ``{i: (final observation, final info)}`` of the copies that SameStep-reset)."""
         observations, rewards, terminated, truncated, infos, finals = self._step(actions)
         if isinstance(infos, dict):
-            infos = [self._info(i, None) for i in range(self.num_envs)]
+            infos = self._info_list({})
         return observations, rewards, terminated, truncated, infos, finals
 
     # -- one step of every copy --------------------------------------------------------------
@@ -234,25 +234,33 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         or already batched when the batched path could build them at once."""
         rewards, terminated, truncated = self._rewards, self._terminated, self._truncated
         own_infos: dict[int, Any] = {}  # copies with an info dict of their own this step
+        resetting = self._needs_reset.any()
         stepping = ~self._needs_reset
-        for i in np.flatnonzero(self._needs_reset).tolist():  # NextStep autoreset
-            own_infos[i] = self._reset_one(i, None, None)
-            rewards[i], terminated[i], truncated[i] = 0.0, False, False
-        self._needs_reset[:] = False
+        if resetting:
+            for i in np.flatnonzero(self._needs_reset).tolist():  # NextStep autoreset
+                own_infos[i] = self._reset_one(i, None, None)
+                rewards[i], terminated[i], truncated[i] = 0.0, False, False
+            self._needs_reset[:] = False
         decided = self._decode(actions, stepping)
-        for i in np.flatnonzero(stepping if decided is None else stepping & ~decided[0]).tolist():
-            own_infos[i] = self._step_copy(i, actions[i])
+        alone = stepping if decided is None else stepping & ~decided[0]
+        if alone.any():
+            for i in np.flatnonzero(alone).tolist():
+                own_infos[i] = self._step_copy(i, actions[i])
         if decided is not None and decided[0].any():
             self._step_rows(np.flatnonzero(decided[0]), decided[1])
-        self._elapsed[stepping] += 1
+        if resetting:
+            self._elapsed[stepping] += 1
+        else:
+            self._elapsed += 1
         if self.max_episode_steps is not None:
             truncated |= stepping & (self._elapsed >= self.max_episode_steps)
-        ending = np.flatnonzero(stepping & (terminated | truncated)).tolist()
+        done = terminated | truncated  # only stepping copies can be done
+        ending = np.flatnonzero(done).tolist() if done.any() else []
         infos: InfoList | dict[str, Any] | None = None
         if not own_infos and not ending and self._batch is not None:
             infos = self._batch.batched_info()
         if infos is None:
-            infos = [self._info(i, own_infos) for i in range(self.num_envs)]
+            infos = self._info_list(own_infos)
         observations = self.observations()
         finals: dict[int, tuple[np.ndarray, Any]] = {}
         if self.mode is not AutoresetMode.SAME_STEP:
@@ -281,10 +289,11 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         assert self._batch is not None
         batch = self._batch
         ended = batch.advance(rows, settings, self._raw)
-        self._rewards[rows] = batch.reward(rows)[rows]
-        self._stale[rows] = True
-        self._terminated[rows] = False
-        self._truncated[rows] = False
+        sel: slice | np.ndarray = slice(None) if len(rows) == self.num_envs else rows
+        self._rewards[sel] = batch.reward(rows)[sel]
+        self._stale[sel] = True
+        self._terminated[sel] = False
+        self._truncated[sel] = False
         truncations = self._copies[0].end_reasons.truncation
         for i in ended:
             truncates = batch.end_reason(i) in truncations
@@ -305,11 +314,14 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             self._batch.attach(i)
         return info
 
-    def _info(self, i: int, own_infos: dict[int, Any] | None) -> Any:
-        if own_infos is not None and i in own_infos:
-            return own_infos[i]
+    def _info_list(self, own_infos: dict[int, Any]) -> InfoList:
+        """Every copy's info: its own dict, or the batch's for the copies it decided."""
+        if len(own_infos) == self.num_envs:
+            return [own_infos[i] for i in range(self.num_envs)]
         assert self._batch is not None
-        return self._batch.info(i)
+        decided = [i for i in range(self.num_envs) if i not in own_infos]
+        built = dict(zip(decided, self._batch.infos(decided), strict=True))
+        return [own_infos[i] if i in own_infos else built[i] for i in range(self.num_envs)]
 
     # -- helpers -----------------------------------------------------------------------------------
     def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> Any:

@@ -34,6 +34,8 @@ import numpy as np
 from stepgym.integrators import batch as compiled
 from stepgym.integrators.rebound_integrators import ReboundIntegrator
 from stepgym.integrators.step_rules import (
+    BUDGET,
+    DONE,
     FINE,
     N_STEPS,
     PER_STEP,
@@ -43,18 +45,11 @@ from stepgym.integrators.step_rules import (
     VALUE,
 )
 from stepgym.threebody.batch_rewards import batch_reward, batch_terms
+from stepgym.threebody.episode import decision_end
 from stepgym.threebody.features import BATCH_FEATURES
 from stepgym.threebody.records import ERROR_FLOOR, FAILURE_REASONS, ThreeBodyBatch
 
 logger = logging.getLogger(__name__)
-
-_DONE, _USER_STOP = 0, 5  # step_rules' DONE, REBOUND's user stop (the counter's budget stop)
-_NOT_ADVANCED = "the simulated time did not advance in this decision"
-
-
-def _py_min(first: Any, second: np.ndarray) -> np.ndarray:
-    """Python's ``min(first, second)`` entry by entry."""
-    return np.where(second < first, second, first)
 
 
 def _unsupported(envs: list[Any]) -> str | None:
@@ -109,7 +104,13 @@ class ThreeBodyBatchStep:
         rule = STEP_RULES.get(cfg.rule or "timescale").c_function
         self.scale = function_address(self.batch.library, rule)
         budget = first.propagator.budget
-        self.budget = (budget.max_evaluations, budget.max_wall_time)
+        self.batch.set_limits(
+            budget.max_evaluations,
+            budget.max_wall_time,
+            ERROR_FLOOR,
+            cfg.energy_error_limit,
+            cfg.horizon * (1.0 - 1e-12),  # where a decision reaches the horizon
+        )
         fine = cfg.decision == "fine"
         requests = self.batch.requests
         requests[:, FINE] = 1.0 if fine else 0.0
@@ -123,7 +124,8 @@ class ThreeBodyBatchStep:
         self.log_span = math.log10(high) - self.log_low
         self.grid = np.array(self.action_map.values.tolist())
         self.records = ThreeBodyBatch(n)
-        self.energy0 = np.ones(n)
+        self.columns = range(len(self.features.names))
+        self.batch_features = tuple(BATCH_FEATURES[name] for name in self.features.names)
         self.evaluations = np.zeros(n)
         self.steps = np.zeros(n, dtype=np.int64)
         self.wall_time = np.zeros(n)
@@ -150,7 +152,7 @@ class ThreeBodyBatchStep:
         own)."""
         env = self.envs[i]
         records = self.records
-        self.energy0[i] = env._energy0
+        self.batch.energy0[i] = env._energy0
         records.decision[i] = env._decision
         self.evaluations[i] = env._evaluations
         self.steps[i] = env._steps
@@ -163,20 +165,21 @@ class ThreeBodyBatchStep:
         self.addresses[i] = env.propagator.address
         self.batch.caps[i] = env.propagator.scheme.step_cap_address()
 
-    def detach(self, i: int) -> None:
-        """Write copy ``i``'s counters, record and latest info back into its env."""
-        env = self.envs[i]
+    def detach(self, copies: list[int]) -> None:
+        """Write the counters, records and latest infos of ``copies`` back into their envs."""
         records = self.records
-        reason = records.end_reason[i]
-        env._decision = int(records.decision[i])
-        env._evaluations = float(self.evaluations[i])
-        env._steps = int(self.steps[i])
-        env._wall_time = float(self.wall_time[i])
-        env._setting = float(records.setting[i])
-        env._done = reason is not None
-        env._end_reason = reason
-        records.restore(i, env._state_record)
-        env.last_info = self.info(i)
+        for i, info in zip(copies, self.infos(copies), strict=True):
+            env = self.envs[i]
+            reason = records.end_reason[i]
+            env._decision = int(records.decision[i])
+            env._evaluations = float(self.evaluations[i])
+            env._steps = int(self.steps[i])
+            env._wall_time = float(self.wall_time[i])
+            env._setting = float(records.setting[i])
+            env._done = reason is not None
+            env._end_reason = reason
+            records.restore(i, env._state_record)
+            env.last_info = info
 
     def end_reason(self, i: int) -> str | None:
         """Why copy ``i``'s episode ended in the latest decision (None: it goes on)."""
@@ -207,70 +210,56 @@ class ThreeBodyBatchStep:
         write their raw feature rows into ``raw`` and their records; return the copies whose
         episode ended (their ``records.end_reason``)."""
         cfg, records, batch = self.config, self.records, self.batch
-        records.decision[rows] += 1
-        records.setting[rows] = settings[rows]
-        batch.requests[rows, VALUE] = settings[rows]
+        # every copy (the usual case): slices, which NumPy serves as views
+        sel: slice | np.ndarray = slice(None) if len(rows) == self.n else rows
+        records.decision[sel] += 1
+        records.setting[sel] = settings[sel]
+        batch.requests[sel, VALUE] = settings[sel]
         if not self.fine:
-            batch.requests[rows, T_END] = _py_min(
-                records.decision[rows] * cfg.slice_time, np.full(len(rows), cfg.horizon)
-            )
-        batch.sims[:] = 0
-        batch.sims[rows] = self.addresses[rows]
+            t_end = records.decision[sel] * cfg.slice_time
+            batch.requests[sel, T_END] = np.where(cfg.horizon < t_end, cfg.horizon, t_end)
+        if sel is rows:
+            batch.sims[:] = 0
+        batch.sims[sel] = self.addresses[sel]
         if self.enter_step_mode:  # IAS15 / BS: their step mode, as the propagator sets it
             for i in rows.tolist():
-                env = self.envs[i]
-                env.propagator.scheme.enter_step_mode(env.propagator.sim)
-        batch.run(self.scale, *self.budget)
-        out = batch.out[rows]
-        t_before = records.t[rows]
-        self.evaluations[rows] += out[:, compiled.EVALS]
-        self.steps[rows] += out[:, compiled.STEPS].astype(np.int64)
-        self.wall_time[rows] += out[:, compiled.WALL]
-        energy0 = self.energy0[rows]
-        energy_error = np.abs((out[:, compiled.ENERGY] - energy0) / energy0)
-        energy_error[~np.isfinite(energy_error)] = np.inf
-        log_before = records.log_energy_error[rows]
-        floored = np.where(energy_error < ERROR_FLOOR, ERROR_FLOOR, energy_error)
-        log_after = np.where(np.isfinite(energy_error), compiled.log10_each(floored), 300.0)
+                propagator = self.envs[i].propagator
+                propagator.scheme.enter_step_mode(propagator.sim)
+        batch.run(self.scale)
+        out = batch.out[sel]
+        evaluations = out[:, compiled.EVALS]
+        self.evaluations[sel] += evaluations
+        self.steps[sel] += out[:, compiled.STEPS].astype(np.int64)
+        self.wall_time[sel] += out[:, compiled.WALL]
         t, last_step = out[:, compiled.T], out[:, compiled.DT_LAST]
-        records.energy_error[rows] = energy_error
-        records.log_error_before[rows] = log_before
-        records.log_energy_error[rows] = log_after
-        records.delta_log_energy_error[rows] = log_after - log_before
-        records.last_action[rows] = self._to_unit(settings[rows])
-        records.t_dyn[rows] = out[:, compiled.T_DYN]
-        records.min_separation[rows] = out[:, compiled.MIN_SEP]
-        records.t[rows] = t
-        records.last_step[rows] = last_step
-        records.progress[rows] = _py_min(1.0, t / cfg.horizon)
-        records.evaluations[rows] = out[:, compiled.EVALS]
-        records.total_evaluations[rows] = self.evaluations[rows]
-        code = out[:, compiled.CODE]
-        advanced = t > t_before
-        if not self.fine:  # a slice that an earlier step already passed is not a stall
-            advanced |= t >= batch.requests[rows, T_END]
-        unusual = (
-            ((code != _DONE) & (code != _USER_STOP))
-            | (out[:, compiled.STOPPED] != 0.0)
-            | ~np.isfinite(t + last_step)
-            | (out[:, compiled.MESSAGES] != 0.0)
-            | ~(energy_error <= cfg.energy_error_limit)
-            | ~advanced
-            | (t >= cfg.horizon * (1.0 - 1e-12))
+        records.log_error_before[sel] = records.log_energy_error[sel]
+        records.energy_error[sel] = out[:, compiled.ERROR]
+        records.log_energy_error[sel] = out[:, compiled.LOG_ERROR]
+        records.delta_log_energy_error[sel] = (
+            records.log_energy_error[sel] - records.log_error_before[sel]
         )
-        records.end_reason[rows] = None
-        records.failed[rows] = False
+        records.last_action[sel] = self._to_unit(settings[sel])
+        records.t_dyn[sel] = out[:, compiled.T_DYN]
+        records.min_separation[sel] = out[:, compiled.MIN_SEP]
+        records.t[sel] = t
+        records.last_step[sel] = last_step
+        progress = t / cfg.horizon
+        records.progress[sel] = np.where(progress < 1.0, progress, 1.0)  # min(1.0, progress)
+        records.evaluations[sel] = evaluations
+        records.total_evaluations[sel] = self.evaluations[sel]
+        records.end_reason[sel] = None
+        records.failed[sel] = False
         self.extras = {}
         ended = []
-        for k in np.flatnonzero(unusual).tolist():
+        for k in np.flatnonzero(out[:, compiled.UNUSUAL]).tolist():
             i = int(rows[k])
-            reason = self._end_reason(i, out[k], bool(advanced[k]))
+            reason = self._end_reason(i, out[k])
             if reason is not None:
                 records.end_reason[i] = reason
                 records.failed[i] = reason in FAILURE_REASONS
                 ended.append(i)
-        for column, feature in enumerate(self.features.names):
-            raw[rows, column] = BATCH_FEATURES[feature](records)[rows]
+        for column, feature in zip(self.columns, self.batch_features, strict=True):
+            raw[sel, column] = feature(records)[sel]
         return ended
 
     def reward(self, rows: np.ndarray) -> np.ndarray:
@@ -289,15 +278,15 @@ class ThreeBodyBatchStep:
         unit = np.where(unit > -1.0, unit, -1.0)
         return np.where(unit < 1.0, unit, 1.0)
 
-    def _end_reason(self, i: int, out: np.ndarray, advanced: bool) -> str | None:
+    def _end_reason(self, i: int, out: np.ndarray) -> str | None:
         """How copy ``i``'s decision ended, as the propagator and the env decide it (the
         REBOUND status and messages, the budget, the energy limit, a stall, the horizon);
         its extra info entries go to ``self.extras[i]``."""
         propagator = self.envs[i].propagator
         code = int(out[compiled.CODE])
-        status, message = (None, "") if code == _DONE else propagator._end(code)
+        status, message = (None, "") if code == DONE else propagator._end(code)
         if status is None and out[compiled.STOPPED]:
-            status, message = propagator._end(-1)  # step_rules.BUDGET
+            status, message = propagator._end(BUDGET)
         if status is None and not math.isfinite(out[compiled.T] + out[compiled.DT_LAST]):
             status, message = "stalled", "the clock or step became non-finite"
         notes: tuple[str, ...] = ()
@@ -305,15 +294,14 @@ class ThreeBodyBatchStep:
             notes, errors = propagator._messages()
             if errors and status is None:
                 status, message = "stalled", "REBOUND error: " + "; ".join(errors)
-        energy_error = float(self.records.energy_error[i])
-        t = float(out[compiled.T])
-        reason = status
-        if status != "stalled" and energy_error > self.config.energy_error_limit:
-            reason = "energy_error"
-        elif status is None and not advanced:
-            reason, message = "stalled", _NOT_ADVANCED
-        elif status is None and t >= self.config.horizon * (1.0 - 1e-12):
-            reason = "horizon"
+        reason, message = decision_end(
+            status,
+            message,
+            float(self.records.energy_error[i]),
+            self.config.energy_error_limit,
+            advanced=bool(out[compiled.ADVANCED]),
+            at_horizon=float(out[compiled.T]) >= self.config.horizon * (1.0 - 1e-12),
+        )
         extras: dict[str, Any] = {"message": message} if message else {}
         if notes:
             extras["integrator_warnings"] = notes
@@ -322,37 +310,10 @@ class ThreeBodyBatchStep:
         return reason
 
     # -- infos ---------------------------------------------------------------------------------
-    def info(self, i: int) -> dict[str, Any]:
-        """Copy ``i``'s info after the latest step, as its env's ``step_info`` builds it."""
+    def _columns(self) -> dict[str, Any]:
+        """The info entries every copy reports, in the env's order (``ThreeBodyEnv._info``),
+        over all copies: arrays, or lists for the integrator and the instance."""
         records = self.records
-        info: dict[str, Any] = {
-            "energy_error": float(records.energy_error[i]),
-            "cost": float(self.evaluations[i]),
-            "wall_time": float(self.wall_time[i]),
-            "t": float(records.t[i]),
-            "setting": float(records.setting[i]),
-            "dt": float(records.last_step[i]),
-            "steps": int(self.steps[i]),
-            "integrator": self.config.integrator,
-            "decision": int(records.decision[i]),
-            "instance": self.instance[i],
-            "cost_weight": float(records.cost_weight[i]),
-            "t_dyn": float(records.t_dyn[i]),
-        }
-        if not self.config.wall_time_in_info:
-            del info["wall_time"]
-        info.update(self.extras.get(i, {}))
-        info["reward_terms"] = {name: float(value[i]) for name, value in self.parts.items()}
-        info["termination_reason"] = records.end_reason[i]
-        return info
-
-    def batched_info(self) -> dict[str, Any] | None:
-        """The latest step's infos of all copies in Gymnasium's vector format (what
-        ``batch_infos`` makes of :meth:`info` of every copy), or None when some copy has extra
-        entries or a non-integer instance (then build it from the per-copy dicts)."""
-        if self.extras or any(type(k) is not int for k in self.instance):
-            return None
-        n, records = self.n, self.records
         columns: dict[str, Any] = {
             "energy_error": records.energy_error,
             "cost": self.evaluations,
@@ -361,14 +322,48 @@ class ThreeBodyBatchStep:
             "setting": records.setting,
             "dt": records.last_step,
             "steps": self.steps,
-            "integrator": np.full(n, self.config.integrator, dtype=object),
+            "integrator": [self.config.integrator] * self.n,
             "decision": records.decision,
-            "instance": np.array(self.instance, dtype=np.int64),
+            "instance": self.instance,
             "cost_weight": records.cost_weight,
             "t_dyn": records.t_dyn,
         }
         if not self.config.wall_time_in_info:
             del columns["wall_time"]
+        return columns
+
+    def infos(self, copies: list[int]) -> list[dict[str, Any]]:
+        """The infos of ``copies`` after the latest step, as their envs' ``step_info`` builds
+        them (Python scalars)."""
+        columns = self._columns()
+        keys = tuple(columns)
+        # one zip over whole columns: the per-copy dicts cost ~1 us each (strict=False: the
+        # columns have one entry per copy by construction)
+        listed = (c.tolist() if type(c) is np.ndarray else c for c in columns.values())
+        rows = list(zip(*listed, strict=False))
+        names = tuple(self.parts)
+        terms = list(zip(*(value.tolist() for value in self.parts.values()), strict=False))
+        reasons = self.records.end_reason
+        out = []
+        for i in copies:
+            info = dict(zip(keys, rows[i], strict=False))
+            if i in self.extras:
+                info.update(self.extras[i])
+            info["reward_terms"] = dict(zip(names, terms[i], strict=False))
+            info["termination_reason"] = reasons[i]
+            out.append(info)
+        return out
+
+    def batched_info(self) -> dict[str, Any] | None:
+        """The latest step's infos of all copies in Gymnasium's vector format (what
+        ``batch_infos`` makes of :meth:`info` of every copy), or None when some copy has extra
+        entries or a non-integer instance (then build it from the per-copy dicts)."""
+        if self.extras or None in self.instance:
+            return None
+        n, records = self.n, self.records
+        columns = self._columns()
+        columns["integrator"] = np.array(columns["integrator"], dtype=object)
+        columns["instance"] = np.array(self.instance, dtype=np.int64)
         mask = np.ones(n, dtype=np.bool_)
         out: dict[str, Any] = {}
         for key, column in columns.items():

@@ -28,20 +28,28 @@ enum {
     OUT_MIN_SEP,  /* smallest pair distance */
     OUT_MESSAGES, /* 1 if REBOUND's message queue exists (it may hold messages) */
     OUT_WALL,     /* wall-clock seconds of the advance */
+    OUT_ERROR,    /* relative energy error |E - E0| / |E0| (inf if not finite) */
+    OUT_LOG_ERROR, /* log10 of it floored, 300 if not finite (records.log_error) */
+    OUT_ADVANCED, /* 1 if the clock advanced (or, in slice mode, had already passed t_end) */
+    OUT_UNUSUAL,  /* 1 if the decision may end the episode or needs Python: a status other than
+                     done, a budget stop, messages, a non-finite clock, the energy limit
+                     passed, no advance, the horizon reached (the caller decides which) */
     OUT_SIZE
 };
-enum { BUDGET_EVALUATIONS, BUDGET_WALL };
+/* The parameters of one call (doubles), shared with batch.py. */
+enum { PARAM_EVALUATIONS, PARAM_WALL, PARAM_ERROR_FLOOR, PARAM_ERROR_LIMIT, PARAM_HORIZON };
 
 typedef double (*energy_fn_t)(void*);
 static energy_fn_t reb_energy = 0;
 
 void stepgym_batch_set_energy(void* fn) { reb_energy = (energy_fn_t)fn; }
 
-/* Advance copy i of n (sims[i] == 0: skip it) with request row i. The counter is the one the
- * force-counting callback uses (sim->extras) when the scheme counts its evaluations, else
- * row i of `counters`. */
+/* Advance copy i of n (sims[i] == 0: skip it) with request row i; energy0[i] is its energy
+ * at reset. The counter is the one the force-counting callback uses (sim->extras) when the
+ * scheme counts its evaluations, else row i of `counters`. */
 void stepgym_batch_advance(size_t n, char** sims, const double* requests, double* counters,
-                           double** caps, void* scale, const double* budget, double* out) {
+                           double** caps, void* scale, const double* params,
+                           const double* energy0, double* out) {
     for (size_t i = 0; i < n; i++) {
         char* sim = sims[i];
         if (!sim) continue;
@@ -50,10 +58,11 @@ void stepgym_batch_advance(size_t n, char** sims, const double* requests, double
         if (!counter) counter = counters + i * 4;
         const double start = monotonic_now();
         counter[CT_COUNT] = 0.0;
-        counter[CT_LIMIT] = budget[BUDGET_EVALUATIONS];
+        counter[CT_LIMIT] = params[PARAM_EVALUATIONS];
         counter[CT_STOPPED] = 0.0;
-        counter[CT_DEADLINE] = start + budget[BUDGET_WALL];
+        counter[CT_DEADLINE] = start + params[PARAM_WALL];
         const uint64_t steps0 = AT(sim, uint64_t, SIM_STEPS_DONE);
+        const double t_before = AT(sim, double, SIM_T);
         const int code = stepgym_advance(sim, request, counter, caps[i], scale);
         const uint64_t steps = AT(sim, uint64_t, SIM_STEPS_DONE) - steps0;
         const double per_step = request[RQ_PER_STEP];
@@ -62,11 +71,25 @@ void stepgym_batch_advance(size_t n, char** sims, const double* requests, double
         row[OUT_STEPS] = (double)steps;
         row[OUT_EVALS] = per_step > 0.0 ? (double)steps * per_step : counter[CT_COUNT];
         row[OUT_STOPPED] = counter[CT_STOPPED];
-        row[OUT_T] = AT(sim, double, SIM_T);
-        row[OUT_DT_LAST] = AT(sim, double, SIM_DT_LAST_DONE);
-        row[OUT_ENERGY] = reb_energy(sim);
+        const double t = AT(sim, double, SIM_T);
+        const double dt_last = AT(sim, double, SIM_DT_LAST_DONE);
+        row[OUT_T] = t;
+        row[OUT_DT_LAST] = dt_last;
+        const double energy = reb_energy(sim);
+        double error = fabs((energy - energy0[i]) / energy0[i]);
+        if (!isfinite(error)) error = INFINITY;
+        row[OUT_ENERGY] = energy;
+        row[OUT_ERROR] = error;
+        const double floor = params[PARAM_ERROR_FLOOR];
+        row[OUT_LOG_ERROR] = isfinite(error) ? log10(error < floor ? floor : error) : 300.0;
         stepgym_timescale_and_separation(sim, row + OUT_T_DYN);
         row[OUT_MESSAGES] = AT(sim, void*, SIM_MESSAGES) != 0;
+        const int advanced = t > t_before || (request[RQ_FINE] == 0.0 && t >= request[RQ_T_END]);
+        row[OUT_ADVANCED] = advanced;
+        row[OUT_UNUSUAL] = (code != SG_DONE && code != REB_USER_STOP) ||
+                           counter[CT_STOPPED] != 0.0 || row[OUT_MESSAGES] != 0.0 ||
+                           !isfinite(t + dt_last) || !(error <= params[PARAM_ERROR_LIMIT]) ||
+                           !advanced || t >= params[PARAM_HORIZON];
         row[OUT_WALL] = monotonic_now() - start;
     }
 }

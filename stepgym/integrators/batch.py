@@ -20,6 +20,12 @@ t_dyn   t_dyn, the smallest pair free-fall time (the observation's)
 sep     the smallest pair distance
 msgs    1 if REBOUND's message queue exists (the caller drains it in Python)
 wall    wall-clock seconds of the copy's advance
+error   relative energy error ``|E - E0| / |E0|`` against ``energy0`` (inf if not finite)
+logerr  its log10 floored at ``error_floor``, 300 if not finite (``records.log_error``)
+adv     1 if the clock advanced (slice mode: or had already passed the request's t_end)
+flag    1 if the decision may end the episode or needs Python: a status other than DONE,
+        a budget stop, messages, a non-finite clock, the error above ``error_limit``, no
+        advance, ``t >= horizon_mark`` (a superset; the caller decides)
 ======  ==============================================================================
 
 :func:`log10_each` and :func:`pow_each` apply libm's ``log10`` and ``pow`` over arrays, the
@@ -40,9 +46,10 @@ from stepgym.integrators.force_counter import COUNTER_FIELDS
 from stepgym.integrators.native import build_library, function_address
 from stepgym.integrators.step_rules import _RHO_T_HEADER, REQUEST_SIZE, _offsets
 
-OUT_SIZE = 11
+OUT_SIZE = 15
 """Doubles per copy in the output rows (the table above)."""
-CODE, STEPS, EVALS, STOPPED, T, DT_LAST, ENERGY, T_DYN, MIN_SEP, MESSAGES, WALL = range(OUT_SIZE)
+CODE, STEPS, EVALS, STOPPED, T, DT_LAST, ENERGY, T_DYN, MIN_SEP, MESSAGES, WALL = range(11)
+ERROR, LOG_ERROR, ADVANCED, UNUSUAL = range(11, OUT_SIZE)
 
 _SOURCE = Path(__file__).with_name("batch.c")
 _RULES_SOURCE = Path(__file__).with_name("step_rules.c")
@@ -75,7 +82,7 @@ def load_batch_library() -> Any | None:
     library.stepgym_set_steps(function_address(clib, "reb_simulation_steps"))
     library.stepgym_batch_set_energy.argtypes = [ctypes.c_void_p]
     library.stepgym_batch_set_energy(function_address(clib, "reb_simulation_energy"))
-    library.stepgym_batch_advance.argtypes = [ctypes.c_size_t] + [ctypes.c_void_p] * 7
+    library.stepgym_batch_advance.argtypes = [ctypes.c_size_t] + [ctypes.c_void_p] * 8
     library.stepgym_batch_advance.restype = None
     library.stepgym_log10_each.argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
     library.stepgym_pow_each.argtypes = [
@@ -117,7 +124,8 @@ class RuleBatch:
     """Arrays for one batched advance of ``n`` copies, and the call that runs it.
 
     Fill ``sims`` (simulation addresses; 0 leaves a copy out), ``requests`` (one
-    ``step_rules`` request row per copy), ``caps`` (BS's ``max_dt`` address or 0), then
+    ``step_rules`` request row per copy), ``caps`` (BS's ``max_dt`` address or 0),
+    ``energy0`` (each copy's energy at reset), then
     :meth:`run`; results land in ``out`` (``n x OUT_SIZE``, columns named above).
     """
 
@@ -128,23 +136,35 @@ class RuleBatch:
         self.requests = np.zeros((n, REQUEST_SIZE), dtype=np.float64)
         self.counters = np.zeros((n, COUNTER_FIELDS), dtype=np.float64)
         self.caps = np.zeros(n, dtype=np.uint64)
-        self.budget = np.zeros(2, dtype=np.float64)
+        self.params = np.zeros(5, dtype=np.float64)
+        self.energy0 = np.ones(n, dtype=np.float64)
         self.out = np.zeros((n, OUT_SIZE), dtype=np.float64)
         self._advance = self.library.stepgym_batch_advance
         self._addresses = tuple(
             a.ctypes.data for a in (self.sims, self.requests, self.counters, self.caps)
         )
 
-    def run(self, scale_address: int, max_evaluations: float, max_wall_time: float) -> None:
+    def set_limits(
+        self,
+        max_evaluations: float,
+        max_wall_time: float,
+        error_floor: float,
+        error_limit: float,
+        horizon_mark: float,
+    ) -> None:
+        """The per-advance budget, the floor of the logged energy error, and the energy error
+        and time that flag a copy (``flag`` column)."""
+        self.params[:] = (max_evaluations, max_wall_time, error_floor, error_limit, horizon_mark)
+
+    def run(self, scale_address: int) -> None:
         """Advance every copy whose ``sims`` entry is set, with the rule at ``scale_address``
-        (``CompiledRules.scales[name]``) and the per-advance budget."""
-        self.budget[0] = max_evaluations
-        self.budget[1] = max_wall_time
+        (a ``double rule(const char* sim)``) and the limits of :meth:`set_limits`."""
         self._advance(
             self.n,
             *self._addresses,
             scale_address,
-            self.budget.ctypes.data,
+            self.params.ctypes.data,
+            self.energy0.ctypes.data,
             self.out.ctypes.data,
         )
 
