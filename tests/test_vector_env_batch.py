@@ -114,7 +114,7 @@ def test_slice_mode_discrete_with_time_limit_and_same_step_reset() -> None:
         "n_actions": 6,
         "horizon": 3.0,
         "retime_every": 4,
-        "reward": "linear_cost",
+        "reward": "tail",  # linear_cost and an end-of-episode term
     }
     rng = np.random.default_rng(1)
     _play(kwargs, 3, 12, lambda k: rng.integers(0, 6, size=3), max_episode_steps=2)
@@ -199,7 +199,10 @@ def test_batched_reward_terms_are_the_scalar_terms_bit_for_bit() -> None:
     batch.cost_weight[:] = 10 ** rng.uniform(-2, 2, n)
     batch.progress[:] = rng.choice([0.0, 1e-4, 0.3, 1.0], n)
     batch.end_reason[:] = [reasons[k] for k in rng.integers(0, len(reasons), n)]
-    batch.failed[:] = [reason in FAILURE_REASONS for reason in batch.end_reason]
+    for i, reason in enumerate(batch.end_reason):
+        batch.set_end(i, reason)
+    batch.log_energy_error[::7] = 300.0  # non-finite errors
+    assert {"terminal_error", "tail_excess_1e-5", "cost_linear"} <= set(BATCH_REWARD_TERMS)
     for name, batched in BATCH_REWARD_TERMS.items():
         scalar = REWARD_TERMS.get(name).fn
         expected = np.array([scalar(batch.transition(i)) for i in range(n)])

@@ -47,7 +47,7 @@ from stepgym.integrators.step_rules import (
 from stepgym.threebody.batch_rewards import batch_reward, batch_terms
 from stepgym.threebody.episode import decision_end
 from stepgym.threebody.features import BATCH_FEATURES
-from stepgym.threebody.records import ERROR_FLOOR, FAILURE_REASONS, ThreeBodyBatch
+from stepgym.threebody.records import ERROR_FLOOR, ThreeBodyBatch
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,7 @@ class ThreeBodyBatchStep:
         records.setting[i] = env._setting
         self.instance[i] = env._instance
         records.store(i, env._state_record)
-        records.end_reason[i] = env._end_reason
-        records.failed[i] = env._end_reason in FAILURE_REASONS
+        records.set_end(i, env._end_reason)
         self.addresses[i] = env.propagator.address
         self.batch.caps[i] = env.propagator.scheme.step_cap_address()
 
@@ -249,14 +248,14 @@ class ThreeBodyBatchStep:
         records.total_evaluations[sel] = self.evaluations[sel]
         records.end_reason[sel] = None
         records.failed[sel] = False
+        records.ended[sel] = False
         self.extras = {}
         ended = []
         for k in np.flatnonzero(out[:, compiled.UNUSUAL]).tolist():
             i = int(rows[k])
             reason = self._end_reason(i, out[k])
             if reason is not None:
-                records.end_reason[i] = reason
-                records.failed[i] = reason in FAILURE_REASONS
+                records.set_end(i, reason)
                 ended.append(i)
         for column, feature in zip(self.columns, self.batch_features, strict=True):
             raw[sel, column] = feature(records)[sel]

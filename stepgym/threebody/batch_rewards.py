@@ -11,14 +11,15 @@ returns None when a term has no twin (the vector env then scores copy by copy).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from stepgym.integrators.batch import log10_each
-from stepgym.threebody.records import ThreeBodyBatch
-from stepgym.threebody.rewards import LINEAR_COST_SCALE, MIN_PROGRESS
+from stepgym.threebody.records import ERROR_FLOOR, ThreeBodyBatch
+from stepgym.threebody.rewards import LINEAR_COST_SCALE, MIN_PROGRESS, TAIL_THRESHOLD_DECADES
 
 BatchTerm = Callable[[ThreeBodyBatch], np.ndarray]
 
@@ -58,11 +59,30 @@ def _failure(b: ThreeBodyBatch) -> np.ndarray:
     return np.where(b.failed, -1.0, 0.0)
 
 
+def _final_log_error(b: ThreeBodyBatch) -> np.ndarray:
+    """``min(log_error_after, 300)``, the final error the end-of-episode terms read."""
+    return _py_min(b.log_error_after, np.full(len(b.t), 300.0))
+
+
+def _terminal_error(b: ThreeBodyBatch) -> np.ndarray:
+    return np.where(b.ended, -(_final_log_error(b) - math.log10(ERROR_FLOOR)), 0.0)
+
+
+def _tail_excess(log_threshold: float) -> BatchTerm:
+    def term(b: ThreeBodyBatch) -> np.ndarray:
+        excess = _py_max(np.zeros(len(b.t)), _final_log_error(b) - log_threshold)
+        return np.where(b.ended, -excess, 0.0)
+
+    return term
+
+
 BATCH_REWARD_TERMS: dict[str, BatchTerm] = {
     "accuracy": _accuracy,
     "cost": _cost,
     "cost_linear": _cost_linear,
     "failure": _failure,
+    "terminal_error": _terminal_error,
+    **{f"tail_excess_1e-{d}": _tail_excess(-float(d)) for d in TAIL_THRESHOLD_DECADES},
 }
 """Batched twins of reward terms, by the scalar term's name."""
 

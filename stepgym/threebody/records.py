@@ -162,6 +162,7 @@ class ThreeBodyBatch:
         "decision",
         "delta_log_energy_error",
         "end_reason",
+        "ended",
         "energy_error",
         "evaluations",
         "failed",
@@ -201,6 +202,8 @@ class ThreeBodyBatch:
         """Why each copy's episode ended in its latest decision (None: it goes on)."""
         self.failed = np.zeros(n, dtype=np.bool_)
         """True where ``end_reason`` is in FAILURE_REASONS."""
+        self.ended = np.zeros(n, dtype=np.bool_)
+        """True where ``end_reason`` is not None."""
 
     @property
     def log_error_after(self) -> np.ndarray:
@@ -218,6 +221,12 @@ class ThreeBodyBatch:
         state.fresh = False
         for name in _BATCHED_STATE_FIELDS:
             setattr(state, name, float(getattr(self, name)[i]))
+
+    def set_end(self, i: int, reason: str | None) -> None:
+        """Entry ``i``'s end reason (and the ``failed`` and ``ended`` masks)."""
+        self.end_reason[i] = reason
+        self.failed[i] = reason in FAILURE_REASONS
+        self.ended[i] = reason is not None
 
     def transition(self, i: int) -> ThreeBodyTransition:
         """Entry ``i`` as the single environment's transition record."""
