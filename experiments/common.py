@@ -284,7 +284,8 @@ def write_markdown(
     if plot_rows:
         plot = ratio_plot(list(plot_rows), results_dir / f"{name}.png")
         lines += [f"![{name}]({plot.name})", ""]
-    lines += ["## Commands", "", "```bash", *commands, "```", ""]
+    script = " ".join(["python", f"experiments/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    lines += ["## Commands", "", "```bash", f"{script}  # runs:", *commands, "```", ""]
     out = results_dir / f"{name}.md"
     out.write_text("\n".join(lines).replace(f"{ROOT}/", ""))
     print(f"wrote {out}")
