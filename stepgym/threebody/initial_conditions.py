@@ -6,6 +6,12 @@ have even seeds, test instances odd ones (``instance_seed = 2 * k + parity``). T
 instance seed always gives the same bodies. Deterministic sets (one instance, such as the
 Pythagorean problem) ignore the seed and are the same in both splits.
 
+Harder held-out sets, rich in close encounters (where the timescale rule is weakest):
+``"hierarchical"`` (an inner binary plus a third body on a wider orbit close to the stability
+limit, so the outer body perturbs the binary and often breaks it up) and
+``"pythagorean_perturbed"`` (Burrau's 3-4-5 masses at rest, positions perturbed). Both split
+into train/test by the parity rule above, like every set.
+
 Units of ``"seed_paper"``: length 1 au, mass unit 3 Msun (each star has mass 1/3), G = 1;
 then one time unit is 1 yr / (2 pi sqrt(3)) ~ 0.0919 yr and one velocity unit ~ 51.6 km/s.
 """
@@ -101,6 +107,73 @@ def _pythagorean(rng: np.random.Generator) -> list[Body]:
     ]
 
 
+HIERARCHY_RATIO = (2.5, 5.0)
+"""Range of a_out / a_in of the ``hierarchical`` set: from inside to just past the
+Mardling-Aarseth stability limit (~2.8-4 for comparable masses and moderate e_out)."""
+PYTHAGOREAN_JITTER = 0.05
+"""Standard deviation of the Gaussian perturbation of each position coordinate of the
+``pythagorean_perturbed`` set (in the problem's length unit; the bodies are 2-5 apart)."""
+
+
+def _kepler_state(
+    mu: float, a: float, e: float, anomaly: float, periapsis: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Planar relative position and velocity on a Kepler ellipse (mu = G M, true anomaly and
+    argument of periapsis in radians)."""
+    p = a * (1.0 - e * e)
+    r = p / (1.0 + e * math.cos(anomaly))
+    angle = anomaly + periapsis
+    position = np.array([r * math.cos(angle), r * math.sin(angle), 0.0])
+    speed = math.sqrt(mu / p)
+    velocity = speed * np.array(
+        [-math.sin(angle) - e * math.sin(periapsis), math.cos(angle) + e * math.cos(periapsis), 0.0]
+    )
+    return position, velocity
+
+
+def _hierarchical(rng: np.random.Generator) -> list[Body]:
+    # Jacobi coordinates: the inner pair (1, 2) on an ellipse with a_in = 1, the third body on
+    # an ellipse around the pair's centre of mass with a_out = ratio * a_in; total mass 1.
+    masses = rng.uniform(0.5, 1.0, size=3)
+    masses /= masses.sum()
+    m1, m2, m3 = (float(m) for m in masses)
+    inner_r, inner_v = _kepler_state(
+        m1 + m2,
+        1.0,
+        rng.uniform(0.0, 0.6),
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(0, 2 * math.pi),
+    )
+    outer_r, outer_v = _kepler_state(
+        1.0,
+        rng.uniform(*HIERARCHY_RATIO),
+        rng.uniform(0.0, 0.5),
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(0, 2 * math.pi),
+    )
+    m12 = m1 + m2
+    pair_r, pair_v = -m3 * outer_r, -m3 * outer_v  # the pair's centre of mass (total mass 1)
+    states = [
+        (m1, pair_r - (m2 / m12) * inner_r, pair_v - (m2 / m12) * inner_v),
+        (m2, pair_r + (m1 / m12) * inner_r, pair_v + (m1 / m12) * inner_v),
+        (m3, pair_r + outer_r, pair_v + outer_v),
+    ]
+    return [Body(m, _triple(r), _triple(v)) for m, r, v in states]
+
+
+def _triple(vector: np.ndarray) -> tuple[float, float, float]:
+    return (float(vector[0]), float(vector[1]), float(vector[2]))
+
+
+def _pythagorean_perturbed(rng: np.random.Generator) -> list[Body]:
+    bodies = _pythagorean(rng)
+    jitter = rng.normal(0.0, PYTHAGOREAN_JITTER, size=(3, 2))
+    return [
+        Body(b.mass, (b.position[0] + float(dx), b.position[1] + float(dy), 0.0), b.velocity)
+        for b, (dx, dy) in zip(bodies, jitter, strict=True)
+    ]
+
+
 IC_SETS.add(
     "seed_paper",
     InitialConditionSet(
@@ -131,5 +204,30 @@ IC_SETS.add(
         _pythagorean,
         deterministic=True,
         doc="Burrau's problem: masses 3, 4, 5 at rest at (1, 3), (-2, -1), (1, -1); G = 1.",
+    ),
+)
+IC_SETS.add(
+    "hierarchical",
+    InitialConditionSet(
+        "hierarchical",
+        _hierarchical,
+        doc=(
+            "Hierarchical triples, planar, total mass 1 (masses ~U[0.5, 1] normalised): an "
+            "inner binary with a_in = 1, e_in ~U[0, 0.6], and a third body around its centre "
+            "of mass with a_out / a_in ~U[2.5, 5], e_out ~U[0, 0.5]; anomalies and periapses "
+            "uniform. Near the stability limit: encounters break many binaries up."
+        ),
+    ),
+)
+IC_SETS.add(
+    "pythagorean_perturbed",
+    InitialConditionSet(
+        "pythagorean_perturbed",
+        _pythagorean_perturbed,
+        doc=(
+            "Burrau's problem (masses 3, 4, 5 at rest at (1, 3), (-2, -1), (1, -1); G = 1) "
+            "with every position coordinate perturbed by N(0, 0.05^2): a family of chaotic, "
+            "encounter-rich starts around it."
+        ),
     ),
 )
