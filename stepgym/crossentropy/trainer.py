@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -57,7 +57,15 @@ from stepgym.integrators.base import NO_WORK, Work
 from stepgym.integrators.optimizers import OptimizerIntegrator
 from stepgym.radius import normalized_step
 
-__all__ = ["FD_EPS", "Counters", "StepOutcome", "Trainer", "fd_step", "radius_along_update"]
+__all__ = [
+    "FD_EPS",
+    "Counters",
+    "StepOutcome",
+    "Trainer",
+    "TrainingRun",
+    "fd_step",
+    "radius_along_update",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +81,37 @@ class StepOutcome:
     work: Work = NO_WORK
 
 
+@runtime_checkable
+class TrainingRun(Protocol):
+    """What CrossEntropy-v0 drives, one episode's training run: advance (:meth:`step`),
+    observe (:attr:`state`) and measure (:meth:`metrics`), the error side (a divergence in
+    the step's outcome; :meth:`failure_transition` for an action that could not be decoded)
+    and :meth:`close`. The environment holds no training arithmetic; :class:`Trainer` is the
+    implementation.
+    """
+
+    state: CEState
+    """What the features read after the latest step (or at the start)."""
+    step_count: int
+    """Optimizer steps taken."""
+
+    def step(self, setting: float, unit_action: float) -> StepOutcome:
+        """One optimizer step with ``setting`` (the lr, or r in radius mode); ``unit_action``
+        is the setting as a unit action, recorded for the features."""
+
+    def metrics(self) -> dict[str, Any]:
+        """The per-step info entries."""
+
+    def failure_transition(self) -> CETransition:
+        """The transition of an action that could not be decoded: no better than a real
+        divergence."""
+
+    def close(self) -> None:
+        """End the run; it takes no more steps."""
+
+
 class Trainer:
-    """Data, model and optimizer of one episode, seeded from ``rng``.
+    """Data, model and optimizer of one episode, seeded from ``rng`` (a :class:`TrainingRun`).
 
     Args:
         config: the episode's settings.
@@ -101,6 +138,7 @@ class Trainer:
         self.needs = needed_measurements(config.features)
         """The costly measurements the observed features declare (see ``FEATURE_NEEDS``)."""
         self.step_count = 0
+        self.closed = False
         self.val_step = 0
         """The step after which ``val_loss`` / ``val_accuracy`` were measured (0: at reset)."""
         self.val_loss, self.val_accuracy = self._validate(full=True)
@@ -155,6 +193,8 @@ class Trainer:
 
     def step(self, setting: float, unit_action: float) -> StepOutcome:
         """Advance training by one optimizer step; ``setting`` is the lr, or r in radius mode."""
+        if self.closed:
+            raise RuntimeError("this training run is closed; reset() the environment.")
         cfg, start = self.config, time.perf_counter()
         before = Counters(**vars(self.counters))
         spike = self.spike(self.step_count)
@@ -248,6 +288,21 @@ class Trainer:
         self.last_step = info
         wall = time.perf_counter() - start
         return StepOutcome(state, transition, diverged, info, Work(float(spent), 1, wall))
+
+    def failure_transition(self) -> CETransition:
+        """Scored as a divergence that also charges the rest of the budget at the last step's
+        price, so an undecodable action (e.g. NaN) never pays better than a real step."""
+        remaining = max(self.config.max_steps - self.step_count, 1)
+        per_step = max(float(self.last_step.get("step_evaluations") or 0.0), 1.0)
+        return CETransition(
+            0.0, self.val_accuracy, math.inf, self.val_loss, True, remaining * per_step
+        )
+
+    def close(self) -> None:
+        """End the run: free the optimizer's state and the gradients; :meth:`step` raises."""
+        self.integrator.optimizer.state.clear()
+        self.model.zero_grad(set_to_none=True)
+        self.closed = True
 
     def metrics(self) -> dict[str, Any]:
         """The per-step info entries (NaN only on a diverged step).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,7 @@ from stepgym.crossentropy.evaluation import CROSS_ENTROPY_DOMAIN, END_REASONS
 from stepgym.crossentropy.features import CE_FEATURES, CEState
 from stepgym.crossentropy.render import render_curves, trace_point
 from stepgym.crossentropy.rewards import REWARD_PRESETS, REWARD_TERMS, CETransition
-from stepgym.crossentropy.trainer import Trainer
+from stepgym.crossentropy.trainer import Trainer, TrainingRun
 from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.envs.spec import EnvSpec
 from stepgym.features import FeatureSet
@@ -174,7 +173,8 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
             FeatureSet(CE_FEATURES, cfg.features),
             WeightedReward(REWARD_TERMS, weights, REWARD_PRESETS),
         )
-        self.trainer: Trainer | None = None
+        self.trainer: TrainingRun | None = None
+        """The episode's training run, driven only through :class:`TrainingRun`."""
         self.last_work: Work = NO_WORK
         """Work of the latest step (passes and wall time; kept out of ``info`` because wall
         time is not reproducible)."""
@@ -198,19 +198,7 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
         return self._require_trainer().metrics()
 
     def _failure_transition(self, reason: str) -> CETransition:
-        # Scored as a divergence that also charges the rest of the budget at the last step's
-        # price, so an undecodable action (e.g. NaN) never pays better than a real step.
-        trainer = self._require_trainer()
-        remaining = max(self.config.max_steps - trainer.step_count, 1)
-        per_step = max(float(trainer.last_step.get("step_evaluations") or 0.0), 1.0)
-        return CETransition(
-            0.0,
-            trainer.val_accuracy,
-            math.inf,
-            trainer.val_loss,
-            True,
-            remaining * per_step,
-        )
+        return self._require_trainer().failure_transition()
 
     def _trace_point(self, state: CEState, info: Mapping[str, Any]) -> dict[str, float]:
         return trace_point(info)
@@ -218,10 +206,17 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     def _render_frame(self, trace: list[Any]) -> np.ndarray:
         return render_curves(trace, radius_action=self.config.action == "radius")
 
-    def _require_trainer(self) -> Trainer:
+    def _require_trainer(self) -> TrainingRun:
         if self.trainer is None:
             raise RuntimeError("the environment has no training run; call reset() first.")
         return self.trainer
+
+    def close(self) -> None:
+        if self.trainer is not None:
+            self.trainer.close()
+            self.trainer = None
+        self._state = None  # step() now asks for reset()
+        super().close()
 
 
 ENV_SPEC = EnvSpec(

@@ -215,7 +215,6 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._bodies: list[Any] = []
         self._run = decision_runner(config, self.propagator, self._slice_end)
         self._state_record = ThreeBodyState()
-        self._energy0 = 1.0
         self._decision = 0
         self._evaluations = 0.0
         self._steps = 0
@@ -246,31 +245,25 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             exit_max_distance=cfg.escape_factor * size,
             exit_min_distance=cfg.encounter_factor * size,
         )
-        energy0 = self.propagator.energy()
-        if not (math.isfinite(energy0) and energy0 != 0.0):
-            raise ConfigError(
-                f"the bodies' total energy is {energy0}; a relative energy error needs a finite, "
-                f"non-zero energy -- change the velocities or positions."
-            )
-        self._energy0 = energy0
         self._decision = 0
         self._evaluations = 0.0
         self._steps = 0
         self._wall_time = 0.0
         self._setting = math.sqrt(self.action_map.low * self.action_map.high)
         state = self._state_record
-        assert self.propagator.view is not None
-        start_record(state, cost_weight, bodies, self.propagator.view.read)  # until next load
+        start_record(state, cost_weight, bodies, self.propagator.read)
         self._observe(state)
         return state
 
     def _observe(self, state: ThreeBodyState) -> None:
-        p = self.propagator
         state.fresh = False
-        state.t_dyn, state.min_separation = p.timescale_and_separation()
-        state.t = p.t
-        state.last_step = p.last_step()
+        state.t, state.t_dyn, state.min_separation, state.last_step = self.propagator.observe()
         state.progress = min(1.0, state.t / self.config.horizon)
+
+    @property
+    def _energy0(self) -> float:
+        """The energy at reset (the propagator keeps it; read by the vector env)."""
+        return self.propagator.initial_energy
 
     def _advance(self, setting: float) -> Advance[ThreeBodyState, ThreeBodyTransition]:
         cfg, state = self.config, self._state_record
@@ -285,9 +278,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._evaluations += work.evaluations
         self._steps += work.steps
         self._wall_time += work.wall_time
-        energy_error = abs((self.propagator.energy() - self._energy0) / self._energy0)
-        if not math.isfinite(energy_error):
-            energy_error = math.inf
+        energy_error = self.propagator.energy_error()
         log_before = state.log_energy_error
         state.energy_error = energy_error
         state.log_energy_error = log_error(energy_error)

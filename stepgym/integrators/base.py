@@ -8,19 +8,23 @@ instead of it.
 
 Also here: the limits of one advance (:class:`Budget`), its outcome (:class:`AdvanceResult`),
 and the two protocols the three-body environment drives a scheme through --
-:class:`Propagator` (load, advance, energy, reads, release) and :class:`ParticleReader` (the
-state reads the per-step rules use). :func:`make_propagator` builds the propagator class a
-scheme's ``INTEGRATORS`` entry names, so a scheme from outside REBOUND is one file.
+:class:`Propagator` (load, advance, observe, energy error, release; the physics behind it)
+and :class:`ParticleReader` (the state reads the per-step rules use). :func:`make_propagator`
+builds the propagator class a scheme's ``INTEGRATORS`` entry names, so a scheme from outside
+REBOUND is one file.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+
+from stepgym.errors import ConfigError
 
 if TYPE_CHECKING:
     from stepgym.integrators.bodies import Body
@@ -95,21 +99,46 @@ class ParticleReader(Protocol):
         """(t_dyn, smallest pair distance)."""
 
 
+class Observation(NamedTuple):
+    """What the environment observes of a propagator's state (immutable; a named tuple
+    because one is built per decision)."""
+
+    t: float
+    """Simulated time."""
+    t_dyn: float
+    """Dynamical timescale: min over pairs of sqrt(r_ij^3 / (G (m_i + m_j)))."""
+    min_separation: float
+    """Smallest pair distance."""
+    last_step: float
+    """Length of the last step taken (0 before the first)."""
+
+
+@runtime_checkable
 class Propagator(Protocol):
     """What the three-body environment drives: one gravitational system advanced by a
-    registered scheme, bounded by a :class:`Budget`, with exact work counts.
+    registered scheme, bounded by a :class:`Budget`, with exact work counts. The environment
+    calls :meth:`load`, an ``advance_*``, :meth:`observe`, :meth:`energy_error`, :meth:`read`
+    and :meth:`release`; it computes no physics itself.
 
     :class:`~stepgym.integrators.rebound_backend.ReboundPropagator` runs REBOUND; a scheme
     from outside REBOUND provides its own class and names it in its ``INTEGRATORS`` entry
-    (``propagator``), see :mod:`stepgym.integrators.yoshida`.
+    (``propagator``), see :mod:`stepgym.integrators.yoshida`. Subclassing this protocol
+    supplies :meth:`load`, :meth:`observe`, :meth:`energy_error` and :meth:`read` from the
+    rest (a class that does not subclass it provides them itself).
     """
 
     G: float
     view: ParticleReader | None
     """Reads of the current state; None until :meth:`load`."""
+    initial_energy: float = math.nan
+    """Total energy at the latest :meth:`load`, the reference of :meth:`energy_error`."""
 
     @property
     def t(self) -> float: ...
+
+    def place(self, bodies: Sequence[Body], exit_max: float | None, exit_min: float | None) -> None:
+        """Start a fresh state from ``bodies`` at t = 0 (what :meth:`load` does before it
+        records the energy); the exits as in :meth:`load` (None: no exit)."""
 
     def load(
         self,
@@ -119,16 +148,42 @@ class Propagator(Protocol):
         exit_min_distance: float | None = None,
     ) -> None:
         """Start afresh from ``bodies``; the exits end an advance with ``"escape"`` (a body
-        farther than ``exit_max_distance`` from the origin) or ``"close_encounter"``."""
+        farther than ``exit_max_distance`` from the origin) or ``"close_encounter"``. Records
+        the total energy for :meth:`energy_error`: raises ConfigError unless it is finite and
+        non-zero."""
+        self.place(bodies, exit_max_distance, exit_min_distance)
+        energy = self.energy()
+        if not (math.isfinite(energy) and energy != 0.0):
+            raise ConfigError(
+                f"the bodies' total energy is {energy}; a relative energy error needs a finite, "
+                f"non-zero energy -- change the velocities or positions."
+            )
+        self.initial_energy = energy
 
     def energy(self) -> float:
         """Total energy."""
+
+    def energy_error(self) -> float:
+        """|E - E0| / |E0| against the energy at :meth:`load`; inf if not finite."""
+        error = abs((self.energy() - self.initial_energy) / self.initial_energy)
+        return error if math.isfinite(error) else math.inf
 
     def last_step(self) -> float:
         """Length of the last step taken (0 before the first)."""
 
     def timescale_and_separation(self) -> tuple[float, float]:
         """(t_dyn, smallest pair distance) of the current state."""
+
+    def observe(self) -> Observation:
+        """Time, timescale, smallest separation and last step of the current state."""
+        t_dyn, separation = self.timescale_and_separation()
+        return Observation(self.t, t_dyn, separation, self.last_step())
+
+    def read(self, positions: np.ndarray, velocities: np.ndarray) -> None:
+        """Copy positions and velocities into the given (n, 3) arrays."""
+        if self.view is None:
+            raise RuntimeError("no state is loaded: call load(bodies) first.")
+        self.view.read(positions, velocities)
 
     def release(self) -> None:
         """Drop the state; reads fail until the next :meth:`load`."""

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stepgym.errors import ConfigError, MissingDependencyError
-from stepgym.integrators.base import NO_WORK, AdvanceResult, Budget, Work
+from stepgym.integrators.base import NO_WORK, AdvanceResult, Budget, Propagator, Work
 from stepgym.integrators.bodies import Body, ParticleView
 from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
 from stepgym.integrators.native import pure_python_requested
@@ -99,8 +99,10 @@ _NOTHING_TO_DO = AdvanceResult(NO_WORK)
 """The result of an advance whose end an earlier step already passed."""
 
 
-class ReboundPropagator:
-    """One REBOUND simulation advanced by a registered scheme, with exact work counts.
+class ReboundPropagator(Propagator):
+    """One REBOUND simulation advanced by a registered scheme, with exact work counts
+    (:meth:`load`, :meth:`observe`, :meth:`energy_error` and :meth:`read` come from
+    :class:`~stepgym.integrators.base.Propagator`).
 
     Args:
         integrator: a name in :data:`INTEGRATORS`.
@@ -147,14 +149,8 @@ class ReboundPropagator:
         return self._compiled is not None
 
     # -- setup ---------------------------------------------------------------------------------
-    def load(
-        self,
-        bodies: Sequence[Body],
-        *,
-        exit_max_distance: float | None = None,
-        exit_min_distance: float | None = None,
-    ) -> None:
-        """Start a fresh simulation with ``bodies`` (already in the frame you want)."""
+    def place(self, bodies: Sequence[Body], exit_max: float | None, exit_min: float | None) -> None:
+        """A fresh simulation with ``bodies`` (already in the frame you want)."""
         sim = self._rebound.Simulation()
         sim.G = self.G
         for body in bodies:
@@ -162,10 +158,10 @@ class ReboundPropagator:
             vx, vy, vz = body.velocity
             sim.add(m=body.mass, x=x, y=y, z=z, vx=vx, vy=vy, vz=vz)
         self.scheme.setup(sim)
-        if exit_max_distance is not None:
-            sim.exit_max_distance = exit_max_distance
-        if exit_min_distance is not None:
-            sim.exit_min_distance = exit_min_distance
+        if exit_max is not None:
+            sim.exit_max_distance = exit_max
+        if exit_min is not None:
+            sim.exit_min_distance = exit_min
         if self.scheme.evaluations_per_step is None:
             address = load_c_counter()
             sim.extras = ctypes.addressof(self._counter)

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from stepgym.integrators.base import AdvanceResult, Budget, Work
+from stepgym.integrators.base import AdvanceResult, Budget, Propagator, Work
 from stepgym.integrators.bodies import Body
 from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
 from stepgym.integrators.step_rules import CLOCK_EVERY, STEP_RULES
@@ -82,7 +82,7 @@ class ArrayView:
         return self.timescale_and_separation(G)[0]
 
 
-class YoshidaPropagator:
+class YoshidaPropagator(Propagator):
     """N bodies advanced by :class:`Yoshida4` in NumPy, bounded by a budget, work counted
     exactly (3 force evaluations per step).
 
@@ -104,21 +104,15 @@ class YoshidaPropagator:
         self._exit_min = 0.0
 
     # -- setup and reads -----------------------------------------------------------------------
-    def load(
-        self,
-        bodies: Sequence[Body],
-        *,
-        exit_max_distance: float | None = None,
-        exit_min_distance: float | None = None,
-    ) -> None:
-        """Start afresh with ``bodies`` (already in the frame you want) at t = 0."""
+    def place(self, bodies: Sequence[Body], exit_max: float | None, exit_min: float | None) -> None:
+        """A fresh state with ``bodies`` (already in the frame you want) at t = 0."""
         positions = np.array([b.position for b in bodies], dtype=float)
         velocities = np.array([b.velocity for b in bodies], dtype=float)
         self.view = ArrayView(positions, velocities, np.array([b.mass for b in bodies]))
         self._t = 0.0
         self._last = 0.0
-        self._exit_max = math.inf if exit_max_distance is None else exit_max_distance
-        self._exit_min = 0.0 if exit_min_distance is None else exit_min_distance
+        self._exit_max = math.inf if exit_max is None else exit_max
+        self._exit_min = 0.0 if exit_min is None else exit_min
 
     def _loaded(self) -> ArrayView:
         if self.view is None:
