@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import stepgym.threebody.rho_t as rho_t_module
+import stepgym.integrators.rho_t as rho_t_module
 from stepgym.threebody.rho_t import pair_rho_t, pair_rho_t_raw, pair_terms, system_rho_t
 
 HEADER_DIR = Path(rho_t_module.__file__).parent

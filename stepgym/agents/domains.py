@@ -18,6 +18,7 @@ from stepgym.episodes import Domain, EpisodeInfos, end_reason
 from stepgym.errors import UnknownNameError, unknown_name_message
 from stepgym.registry import Registry
 from stepgym.threebody.evaluation import THREE_BODY_DOMAIN
+from stepgym.threebody.records import FAILURE_REASONS
 
 
 class DomainRegistry(Registry[Domain]):
@@ -76,8 +77,6 @@ def __getattr__(name: str) -> Any:
             DeprecationWarning,
             stacklevel=2,
         )
-        from stepgym.threebody.records import FAILURE_REASONS
-
         return FAILURE_REASONS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -16,10 +16,10 @@ Rules:
 
 - ``timescale``: t_dyn = min over pairs of sqrt(r_ij^3 / (G (m_i + m_j))).
 - ``radius``: rho_t = min over pairs of the time-domain radius of convergence of the pair's
-  Kepler orbit, capped at 1/n (:mod:`stepgym.threebody.rho_t`).
+  Kepler orbit, capped at 1/n (:mod:`stepgym.integrators.rho_t`).
 - ``jerk``: min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)), the derivatives
   computed analytically (after REBOUND's PRS23 criterion for IAS15; equals t_dyn on a circular
-  orbit, smaller while a pair closes in fast; :mod:`stepgym.threebody.timescales`).
+  orbit, smaller while a pair closes in fast; :mod:`stepgym.integrators.timescales`).
 - ``crossing``: min(t_dyn, min over pairs of r_ij / |v_ij|).
 
 A time-symmetric rule (dt = eta (tau(now) + tau(after the step)) / 2) does not fit here: its
@@ -44,6 +44,8 @@ import numpy as np
 
 from stepgym.integrators.base import ParticleReader
 from stepgym.integrators.native import build_library, function_address
+from stepgym.integrators.rho_t import system_rho_t
+from stepgym.integrators.timescales import crossing_timescale, jerk_timescale
 from stepgym.registry import Registry
 
 REQUEST_SIZE = 6
@@ -57,7 +59,7 @@ CLOCK_EVERY = 16
 """Loop passes between wall-clock reads (the evaluation budget is checked every pass)."""
 
 _SOURCE = Path(__file__).with_name("step_rules.c")
-_RHO_T_HEADER = Path(__file__).resolve().parents[1] / "threebody" / "rho_t.h"
+_RHO_T_HEADER = Path(__file__).with_name("rho_t.h")
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,7 @@ def timescale_scale(view: ParticleReader, G: float) -> float:
 
 
 def radius_scale(view: ParticleReader, G: float) -> float:
-    """rho_t: min over pairs of the capped time-domain radius (stepgym.threebody.rho_t)."""
-    from stepgym.threebody.rho_t import system_rho_t
-
+    """rho_t: min over pairs of the capped time-domain radius (stepgym.integrators.rho_t)."""
     positions = np.empty((view.n, 3))
     velocities = np.empty((view.n, 3))
     view.read(positions, velocities)
@@ -101,15 +101,11 @@ def _state_lists(view: ParticleReader) -> tuple[list[list[float]], list[list[flo
 
 def jerk_scale(view: ParticleReader, G: float) -> float:
     """min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)) (timescales.jerk_timescale)."""
-    from stepgym.threebody.timescales import jerk_timescale
-
     return jerk_timescale(*_state_lists(view), G)
 
 
 def crossing_scale(view: ParticleReader, G: float) -> float:
     """min(t_dyn, min over pairs of r_ij / |v_ij|) (timescales.crossing_timescale)."""
-    from stepgym.threebody.timescales import crossing_timescale
-
     return crossing_timescale(*_state_lists(view), G)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from stepgym.crossentropy.models import ModelSpec, build_model
 from stepgym.reproduce import _line
 from stepgym.reproduce.base import Context, Outcome, register
 
@@ -51,8 +52,6 @@ def toy_norm(momentum: float, project: bool, seed: int, steps: int = 200) -> flo
 def bn_run(optimizer_name: str, seed: int, steps: int, lr: float = 1e-3) -> dict[str, float]:
     """Train cnn_batchnorm with Adam or AdamP; norms of its scale-invariant weights."""
     from pytorch_optimizer import AdamP
-
-    from stepgym.crossentropy.models import ModelSpec, build_model
 
     torch.manual_seed(seed)
     data = _line.load_digits(seed)

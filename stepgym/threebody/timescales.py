@@ -1,152 +1,19 @@
-r"""Time scales of a gravitating system beyond t_dyn: the jerk/snap scale and the crossing time.
+"""Time scales beyond t_dyn (jerk/snap, crossing), re-exported: the formulas live in
+:mod:`stepgym.integrators.timescales` (the per-step ``jerk`` and ``crossing`` rules use them,
+and the integrators import nothing from this subpackage)."""
 
-Plain-Python arithmetic on lists of floats, in the same order as the C twins in
-``stepgym/integrators/step_rules.c`` (the per-step rules ``jerk`` and ``crossing``), so the
-compiled and the reference loops take the same steps.
+from stepgym.integrators.timescales import (
+    Vectors,
+    body_derivatives,
+    crossing_timescale,
+    free_fall_time,
+    jerk_timescale,
+)
 
-*Jerk/snap time scale* (after Pham, Rein & Spiegel's criterion for IAS15, "PRS23"). For every
-body i, with acceleration a_i, jerk j_i = da_i/dt and snap s_i = d^2 a_i / dt^2, all computed
-analytically from the positions and velocities (no force evaluation is counted):
-
-    tau_i^2 = 2 |a_i|^2 / (|j_i|^2 + |a_i| |s_i|),     tau_jerk = min_i tau_i.
-
-On a circular two-body orbit |j| = |a| omega and |s| = |a| omega^2, so tau = 1 / omega = t_dyn:
-eta means what it means for the timescale rule. On an eccentric orbit the jerk grows with the
-pair's radial speed, so tau drops below t_dyn on the way into a pericentre (and out of it),
-before the separation is smallest; t_dyn only follows the separation. The snap term keeps
-tau finite where the jerk vanishes (bodies at rest, an apsis);
-the ratio |a|/|j| alone would blow up there. Bodies whose tau_i is not a positive finite number
-(zero acceleration) are skipped; if none is left tau_jerk falls back to t_dyn.
-
-For a pair, with r = x_j - x_i, v = v_j - v_i, the relative acceleration A = a_j - a_i,
-alpha = r.v / r^2 and beta = (v.v + r.A) / r^2 + alpha^2 (Hermite-scheme derivatives):
-
-    acc = r / r^3,   jerk = v / r^3 - 3 alpha acc,   snap = A / r^3 - 6 alpha jerk - 3 beta acc,
-
-times G m_j on body i and -G m_i on body j.
-
-*Crossing time*: tau_cross = min(t_dyn, min_ij r_ij / |v_ij|): the free-fall time, or the
-time two bodies would take to cover their separation at their relative speed, whichever is
-shorter (a fast fly-by shrinks it before the separation does).
-"""
-
-from __future__ import annotations
-
-import math
-from collections.abc import Sequence
-
-Vectors = Sequence[Sequence[float]]
-
-
-def free_fall_time(x: Vectors, m: Sequence[float], G: float = 1.0) -> float:
-    """t_dyn = min over pairs of sqrt(r^3 / (G (m_i + m_j)))."""
-    n = len(m)
-    t2_min = math.inf
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx = x[i][0] - x[j][0]
-            dy = x[i][1] - x[j][1]
-            dz = x[i][2] - x[j][2]
-            r2 = dx * dx + dy * dy + dz * dz
-            t2 = r2 * math.sqrt(r2) / (G * (m[i] + m[j]))
-            if t2 < t2_min:
-                t2_min = t2
-    return math.sqrt(t2_min)
-
-
-def crossing_timescale(x: Vectors, v: Vectors, m: Sequence[float], G: float = 1.0) -> float:
-    """min(t_dyn, min_ij r_ij / |v_ij|) (pairs at rest relative to each other only count
-    through t_dyn)."""
-    n = len(m)
-    t2_min = math.inf
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx = x[i][0] - x[j][0]
-            dy = x[i][1] - x[j][1]
-            dz = x[i][2] - x[j][2]
-            dvx = v[i][0] - v[j][0]
-            dvy = v[i][1] - v[j][1]
-            dvz = v[i][2] - v[j][2]
-            r2 = dx * dx + dy * dy + dz * dz
-            v2 = dvx * dvx + dvy * dvy + dvz * dvz
-            t2 = r2 * math.sqrt(r2) / (G * (m[i] + m[j]))
-            if t2 < t2_min:
-                t2_min = t2
-            if v2 > 0.0:
-                c2 = r2 / v2
-                if c2 < t2_min:
-                    t2_min = c2
-    return math.sqrt(t2_min)
-
-
-def _derivatives(
-    x: Vectors, v: Vectors, m: Sequence[float], G: float
-) -> tuple[list[list[float]], list[list[float]], list[list[float]]]:
-    """(acceleration, jerk, snap) of every body, as in step_rules.c's sg_derivatives."""
-    n = len(m)
-    acc = [[0.0, 0.0, 0.0] for _ in range(n)]
-    jerk = [[0.0, 0.0, 0.0] for _ in range(n)]
-    snap = [[0.0, 0.0, 0.0] for _ in range(n)]
-    for i in range(n):  # pass 1: accelerations and jerks
-        for j in range(i + 1, n):
-            r = [x[j][k] - x[i][k] for k in range(3)]
-            w = [v[j][k] - v[i][k] for k in range(3)]
-            r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
-            inv3 = 1.0 / (r2 * math.sqrt(r2))
-            alpha = (r[0] * w[0] + r[1] * w[1] + r[2] * w[2]) / r2
-            gi, gj = G * m[j], G * m[i]
-            for k in range(3):
-                a_k = r[k] * inv3
-                j_k = w[k] * inv3 - 3.0 * alpha * a_k
-                acc[i][k] += gi * a_k
-                acc[j][k] -= gj * a_k
-                jerk[i][k] += gi * j_k
-                jerk[j][k] -= gj * j_k
-    for i in range(n):  # pass 2: snaps (they need every body's acceleration)
-        for j in range(i + 1, n):
-            r = [x[j][k] - x[i][k] for k in range(3)]
-            w = [v[j][k] - v[i][k] for k in range(3)]
-            da = [acc[j][k] - acc[i][k] for k in range(3)]
-            r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
-            inv3 = 1.0 / (r2 * math.sqrt(r2))
-            alpha = (r[0] * w[0] + r[1] * w[1] + r[2] * w[2]) / r2
-            beta = (
-                (w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
-                + (r[0] * da[0] + r[1] * da[1] + r[2] * da[2])
-            ) / r2 + alpha * alpha
-            gi, gj = G * m[j], G * m[i]
-            for k in range(3):
-                a_k = r[k] * inv3
-                j_k = w[k] * inv3 - 3.0 * alpha * a_k
-                s_k = da[k] * inv3 - 6.0 * alpha * j_k - 3.0 * beta * a_k
-                snap[i][k] += gi * s_k
-                snap[j][k] -= gj * s_k
-    return acc, jerk, snap
-
-
-def jerk_timescale(x: Vectors, v: Vectors, m: Sequence[float], G: float = 1.0) -> float:
-    """tau_jerk = min_i sqrt(2 |a_i|^2 / (|j_i|^2 + |a_i| |s_i|)); t_dyn if no body has one."""
-    acc, jerk, snap = _derivatives(x, v, m, G)
-    tau2_min = math.inf
-    for a, j, s in zip(acc, jerk, snap, strict=True):
-        y2 = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
-        y3 = j[0] * j[0] + j[1] * j[1] + j[2] * j[2]
-        y4 = s[0] * s[0] + s[1] * s[1] + s[2] * s[2]
-        denominator = y3 + math.sqrt(y4 * y2)
-        if denominator > 0.0:
-            tau2 = 2.0 * y2 / denominator
-            if 0.0 < tau2 < tau2_min:
-                tau2_min = tau2
-    if not tau2_min < math.inf:
-        return free_fall_time(x, m, G)
-    return math.sqrt(tau2_min)
-
-
-def body_derivatives(
-    x: Vectors, v: Vectors, m: Sequence[float], G: float = 1.0
-) -> tuple[list[list[float]], list[list[float]], list[list[float]]]:
-    """(acceleration, jerk, snap) of every body (lists of 3-vectors), for tests and features."""
-    return _derivatives(x, v, m, G)
-
-
-__all__ = ["body_derivatives", "crossing_timescale", "free_fall_time", "jerk_timescale"]
+__all__ = [
+    "Vectors",
+    "body_derivatives",
+    "crossing_timescale",
+    "free_fall_time",
+    "jerk_timescale",
+]

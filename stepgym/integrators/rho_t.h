@@ -1,6 +1,6 @@
 /* The time-domain radius rho_t of one pair, capped at 1/n (C99, only <math.h>).
  *
- * The same computation as stepgym/threebody/rho_t.py (whose docstring holds the
+ * The same computation as stepgym/integrators/rho_t.py (whose docstring holds the
  * derivation): the pair is a Kepler two-body problem with mu = G (m_i + m_j); its
  * nearest complex collision time is tau +- i Y from now with
  *     tau = (q chi + e chi^3 S(alpha chi^2)) / sqrt(mu)   (time since pericentre),
