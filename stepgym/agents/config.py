@@ -129,6 +129,10 @@ class EvaluateConfig:
     pictures: bool = False
     """Also save one episode's picture per controller (the env's rgb_array render of the first
     held-out episode) as pictures/<controller>.png in the output directory."""
+    step_plot: bool = True
+    """With a policy: also save steps.png and steps.csv, the step the policy chooses over its
+    first held-out episode next to the timescale rule's (at the matched eta), close
+    encounters marked (``stepgym.agents.step_plots``)."""
     trust: bool = False
     """Allow unpickling files of the run (only needed for runs saved without .npz statistics
     or with a network config.json does not describe). Unpickling runs any code stored in the

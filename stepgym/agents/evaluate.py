@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +29,10 @@ from stepgym.agents.rollout import (
     Contender,
     contender_env,
     evaluate_contender,
-    run_episode,
     summarize,
 )
+from stepgym.agents.step_plots import RULE as STEP_PLOT_RULE
+from stepgym.agents.step_plots import check_renders, save_pictures, save_step_plot
 from stepgym.errors import ConfigError, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -260,41 +260,37 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
         )
         report.matched += rows if index == 0 else rows[1:]
     write_report(report, domain, env_id)
+    if policy is not None and config.step_plot:
+        report.files.update(policy_step_plot(env_id, kwargs, domain, policy, report, seeds[0]))
     if config.pictures:
         report.files.update(save_pictures(env_id, contenders, domain, seeds[0], report.out_dir))
     return report
 
 
-PICTURES_DIR = "pictures"
-
-
-def check_renders(env_id: str, kwargs: dict[str, Any]) -> None:
-    """Fail before any episode if ``env_id`` cannot render pictures (``--pictures``)."""
-    env = make_env(env_id, {**kwargs, "render_mode": "rgb_array"})
-    env.close()
-
-
-def save_pictures(
-    env_id: str, contenders: list[Contender], domain: Domain, seed: int, out_dir: Path
+def policy_step_plot(
+    env_id: str,
+    kwargs: dict[str, Any],
+    domain: Domain,
+    policy: TrainedPolicy,
+    report: EvaluationReport,
+    seed: int,
 ) -> dict[str, Path]:
-    """Replay the first held-out episode of every controller with ``render_mode="rgb_array"``
-    and save the env's final picture as ``pictures/<controller>.png``."""
-    from matplotlib.image import imsave
-
-    files: dict[str, Path] = {}
-    for contender in contenders:
-        env = contender_env(env_id, contender, {"render_mode": "rgb_array"})
-        try:
-            run_episode(env, contender.policy, seed, domain)
-            frame = env.render()
-        finally:
-            env.close()
-        name = re.sub(r"[^A-Za-z0-9.=+-]+", "_", contender.label).strip("_")
-        path = out_dir / PICTURES_DIR / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        imsave(path, np.asarray(frame))
-        files[f"picture:{contender.label}"] = path
-    return files
+    """steps.png/steps.csv: the policy's step against the step rule's (at its matched-cost
+    parameter when the evaluation bisected it) on the held-out start ``seed``."""
+    if STEP_PLOT_RULE not in BASELINES or BASELINES.get(STEP_PLOT_RULE).domain != domain.name:
+        return {}
+    spec = check_baseline(STEP_PLOT_RULE, domain.name)
+    matched = [r for r in report.matched[1:] if str(r["controller"]).startswith(STEP_PLOT_RULE)]
+    rule = baseline_contender(
+        env_id, kwargs, STEP_PLOT_RULE, spec, domain, matched[0]["parameter"] if matched else None
+    )
+    mine = Contender("policy", policy, merged(kwargs, domain.held_out), "policy")
+    runs = {
+        "policy": (contender_env(env_id, mine), policy),
+        rule.label: (contender_env(env_id, rule), rule.policy),
+    }
+    title = f"{env_id.split('/')[-1]}: step per decision on held-out start {seed}"
+    return save_step_plot(runs, seed, report.out_dir, title)
 
 
 def matched_table(
