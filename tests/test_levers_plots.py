@@ -78,6 +78,10 @@ def test_evaluate_saves_the_policy_step_next_to_the_matched_rule(
     matched = report.matched[1]["controller"]
     assert controllers == ["policy", matched] and matched.startswith("timescale(eta=")
     assert all(float(r["step"]) > 0 for r in rows)
+    unmatched = evaluate(  # no bisection: the rule at its default eta
+        EvaluateConfig(policy=run_dir, baselines=(), match="", n_episodes=1, out_dir=tmp_path / "u")
+    )
+    assert unmatched.files["steps_png"].is_file()
     off = evaluate(
         EvaluateConfig(
             policy=run_dir,

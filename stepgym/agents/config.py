@@ -182,9 +182,10 @@ class QuickstartConfig:
     n_envs: int = 8
     """Parallel training environments."""
     n_episodes: int = 30
-    """Held-out evaluation episodes per controller."""
+    """Held-out evaluation episodes per controller (test split, the same starts for every
+    controller)."""
     grid_points: int = 5
-    """Parameter values per baseline curve."""
+    """Parameter values per baseline curve, log-spaced over the baseline's range."""
     bisect_iters: int = 6
     """Bisection iterations of the matched-cost comparison."""
     seed: int = 0

@@ -261,32 +261,26 @@ def evaluate(config: EvaluateConfig) -> EvaluationReport:
         report.matched += rows if index == 0 else rows[1:]
     write_report(report, domain, env_id)
     if policy is not None and config.step_plot:
-        report.files.update(policy_step_plot(env_id, kwargs, domain, policy, report, seeds[0]))
+        report.files.update(policy_step_plot(env_id, domain, contenders[0], report))
     if config.pictures:
         report.files.update(save_pictures(env_id, contenders, domain, seeds[0], report.out_dir))
     return report
 
 
 def policy_step_plot(
-    env_id: str,
-    kwargs: dict[str, Any],
-    domain: Domain,
-    policy: TrainedPolicy,
-    report: EvaluationReport,
-    seed: int,
+    env_id: str, domain: Domain, mine: Contender, report: EvaluationReport
 ) -> dict[str, Path]:
-    """steps.png/steps.csv: the policy's step against the step rule's (at its matched-cost
-    parameter when the evaluation bisected it) on the held-out start ``seed``."""
+    """steps.png/steps.csv: the policy's (``mine``) step against the step rule's (at its
+    matched-cost parameter when the evaluation bisected it) on the first held-out start."""
+    seed = int(report.episodes[0]["seed"])
     if STEP_PLOT_RULE not in BASELINES or BASELINES.get(STEP_PLOT_RULE).domain != domain.name:
         return {}
     spec = check_baseline(STEP_PLOT_RULE, domain.name)
     matched = [r for r in report.matched[1:] if str(r["controller"]).startswith(STEP_PLOT_RULE)]
-    rule = baseline_contender(
-        env_id, kwargs, STEP_PLOT_RULE, spec, domain, matched[0]["parameter"] if matched else None
-    )
-    mine = Contender("policy", policy, merged(kwargs, domain.held_out), "policy")
+    value = matched[0]["parameter"] if matched else None
+    rule = baseline_contender(env_id, dict(mine.env_kwargs), STEP_PLOT_RULE, spec, domain, value)
     runs = {
-        "policy": (contender_env(env_id, mine), policy),
+        "policy": (contender_env(env_id, mine), mine.policy),
         rule.label: (contender_env(env_id, rule), rule.policy),
     }
     title = f"{env_id.split('/')[-1]}: step per decision on held-out start {seed}"
