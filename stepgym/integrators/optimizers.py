@@ -153,77 +153,36 @@ _register(
 )
 
 
-class LazyViews(Sequence[torch.Tensor]):
-    """Per-parameter views into a flat tensor, each made on first access."""
-
-    __slots__ = ("_cache", "_flat", "_layout")
-
-    def __init__(
-        self, flat: torch.Tensor, layout: Sequence[tuple[tuple[int, ...], tuple[int, ...], int]]
-    ) -> None:
-        self._flat, self._layout = flat, layout
-        self._cache: list[torch.Tensor | None] = [None] * len(layout)
-
-    def __len__(self) -> int:
-        return len(self._layout)
-
-    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
-        view = self._cache[i]
-        if view is None:
-            view = self._cache[i] = self._flat.as_strided(*self._layout[i])
-        return view
-
-
 class Proposal:
     """An update the optimizer has computed (and provisionally applied).
 
-    The tensors are fresh (owned by the proposal). With a flat parameter buffer (see
-    :class:`OptimizerIntegrator`) ``old_flat`` / ``update_flat`` hold all of theta_old / p in
-    one tensor and the per-parameter tensors are views into them.
+    With a flat parameter buffer (see :class:`OptimizerIntegrator`) ``old_flat`` /
+    ``update_flat`` hold all of theta_old / p in one tensor and the per-parameter tensors are
+    views into them; these are the integrator's own buffers, valid until its next
+    :meth:`~OptimizerIntegrator.propose` (a proposal is committed within its step). Without
+    one the per-parameter tensors are fresh.
     """
 
-    __slots__ = ("_names", "_old", "_old_list", "_update", "_update_list", "_views", "norm",
-                 "old_flat", "update_flat")  # fmt: skip
+    __slots__ = ("_names", "_old", "_update", "norm", "old_flat", "old_list", "update_flat",
+                 "update_list")  # fmt: skip
 
     def __init__(
         self,
         names: Sequence[str],
-        old: Sequence[torch.Tensor] | torch.Tensor,
-        update: Sequence[torch.Tensor] | torch.Tensor,
+        old: Sequence[torch.Tensor],
+        update: Sequence[torch.Tensor],
         norm: float,
-        views: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
+        flat: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self._names = names
         self.norm = norm  # tau = ||p|| over all trainable parameters
-        self._views = views
-        self.old_flat: torch.Tensor | None = None
-        self.update_flat: torch.Tensor | None = None
-        self._old_list: Sequence[torch.Tensor] | None = None
-        self._update_list: Sequence[torch.Tensor] | None = None
-        if isinstance(old, torch.Tensor):
-            assert isinstance(update, torch.Tensor) and views is not None
-            self.old_flat, self.update_flat = old, update
-        else:
-            assert not isinstance(update, torch.Tensor)
-            self._old_list, self._update_list = list(old), list(update)
+        self.old_list: Sequence[torch.Tensor] = old
+        """theta_old per trainable parameter (the integrator's order)."""
+        self.update_list: Sequence[torch.Tensor] = update
+        """p per trainable parameter (the integrator's order)."""
+        self.old_flat, self.update_flat = flat if flat is not None else (None, None)
         self._old: dict[str, torch.Tensor] | None = None
         self._update: dict[str, torch.Tensor] | None = None
-
-    @property
-    def old_list(self) -> Sequence[torch.Tensor]:
-        """theta_old per trainable parameter (the integrator's order; views made lazily)."""
-        if self._old_list is None:
-            assert self._views is not None and self.old_flat is not None
-            self._old_list = self._views(self.old_flat)
-        return self._old_list
-
-    @property
-    def update_list(self) -> Sequence[torch.Tensor]:
-        """p per trainable parameter (the integrator's order; views made lazily)."""
-        if self._update_list is None:
-            assert self._views is not None and self.update_flat is not None
-            self._update_list = self._views(self.update_flat)
-        return self._update_list
 
     @property
     def old(self) -> dict[str, torch.Tensor]:
@@ -238,6 +197,19 @@ class Proposal:
         if self._update is None:
             self._update = dict(zip(self._names, self.update_list, strict=True))
         return self._update
+
+
+class _Buffers:
+    """theta_old and p of the flat parameters, kept from step to step with their
+    per-parameter views (one copy and one subtraction into them per step, no allocation)."""
+
+    __slots__ = ("old", "old_views", "update", "update_views")
+
+    def __init__(
+        self, flat: torch.Tensor, views: Callable[[torch.Tensor], list[torch.Tensor]]
+    ) -> None:
+        self.old, self.update = torch.empty_like(flat), torch.empty_like(flat)
+        self.old_views, self.update_views = views(self.old), views(self.update)
 
 
 class OptimizerIntegrator:
@@ -266,6 +238,7 @@ class OptimizerIntegrator:
         self._detached: list[torch.Tensor] = []
         self._layout: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []
         self.flat: torch.Tensor | None = None
+        self._buffers: _Buffers | None = None
         self._pointers: list[int] = []
         self._want_flat = flat
         self._flatten()
@@ -275,6 +248,7 @@ class OptimizerIntegrator:
     def _flatten(self) -> None:
         params = self._params
         self.flat = None
+        self._buffers = None
         self._detached = []
         if not self._want_flat or not params:
             return
@@ -298,9 +272,6 @@ class OptimizerIntegrator:
     def _views_of(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-parameter views (shapes of the parameters) into a flat tensor."""
         return [flat.as_strided(*layout) for layout in self._layout]
-
-    def _lazy_views_of(self, flat: torch.Tensor) -> LazyViews:
-        return LazyViews(flat, self._layout)
 
     def _flat_current(self) -> torch.Tensor | None:
         """The flat buffer, rebuilt first if a parameter no longer lives in it."""
@@ -331,15 +302,24 @@ class OptimizerIntegrator:
         self.set_lr(lr)
         flat = self._flat_current()
         if flat is not None:  # a plain tensor (no autograd history): no no_grad needed
-            old = flat.clone()
+            buffers = self._buffers
+            if buffers is None:
+                buffers = self._buffers = _Buffers(flat, self._views_of)
+            buffers.old.copy_(flat)
             self.optimizer.step()
             if [p.data_ptr() for p in self._params] == self._pointers:
-                update = flat - old
-                norm = float(torch.linalg.vector_norm(update))
-                return Proposal(self.names, old, update, norm, self._lazy_views_of)
+                torch.sub(flat, buffers.old, out=buffers.update)
+                norm = float(torch.linalg.vector_norm(buffers.update))
+                return Proposal(
+                    self.names,
+                    buffers.old_views,
+                    buffers.update_views,
+                    norm,
+                    (buffers.old, buffers.update),
+                )
             # the optimizer re-pointed a parameter instead of updating it in place
-            with torch.no_grad():
-                olds = self._views_of(old)
+            with torch.no_grad():  # (the buffers are dropped with the flat buffer: no copy)
+                olds = list(buffers.old_views)
                 updates = torch._foreach_sub([p.detach() for p in self._params], olds)
             self._flatten()
             return Proposal(self.names, olds, updates, tensor_norm(updates))
