@@ -180,7 +180,8 @@ class Proposal:
         """theta_old per trainable parameter (the integrator's order)."""
         self.update_list: Sequence[torch.Tensor] = update
         """p per trainable parameter (the integrator's order)."""
-        self.old_flat, self.update_flat = flat if flat is not None else (None, None)
+        self.old_flat: torch.Tensor | None = None if flat is None else flat[0]
+        self.update_flat: torch.Tensor | None = None if flat is None else flat[1]
         self._old: dict[str, torch.Tensor] | None = None
         self._update: dict[str, torch.Tensor] | None = None
 
