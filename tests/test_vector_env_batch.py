@@ -155,6 +155,24 @@ def test_configurations_the_batch_does_not_cover_step_copy_by_copy() -> None:
         envs.close()
 
 
+def test_an_info_entry_without_a_batched_column_steps_copy_by_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stepgym.envs.three_body import ThreeBodyEnv
+
+    plain_info = ThreeBodyEnv._info
+
+    def info_with_extra(self: ThreeBodyEnv, state: ThreeBodyState) -> dict[str, Any]:
+        return {**plain_info(self, state), "new_entry": 1.0}
+
+    monkeypatch.setattr(ThreeBodyEnv, "_info", info_with_extra)
+    envs = gym.make_vec(ID, num_envs=2, **FINE)
+    assert isinstance(envs, StepSizeVectorEnv) and not envs.batched
+    envs.reset(seed=0)
+    assert envs.step(np.zeros((2, 1), dtype=np.float32))[4]["new_entry"].tolist() == [1.0, 1.0]
+    envs.close()
+
+
 def _random_states(rng: np.random.Generator, n: int) -> list[ThreeBodyState]:
     states = []
     for _ in range(n):

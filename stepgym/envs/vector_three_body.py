@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from stepgym.integrators import batch as compiled
+from stepgym.integrators.native import function_address
+from stepgym.integrators.rebound_backend import ReboundPropagator
 from stepgym.integrators.rebound_integrators import ReboundIntegrator
 from stepgym.integrators.step_rules import (
     BUDGET,
@@ -55,7 +57,6 @@ logger = logging.getLogger(__name__)
 def _unsupported(envs: list[Any]) -> str | None:
     """Why these copies cannot be stepped in one batch (None: they can)."""
     from stepgym.envs.three_body import ThreeBodyEnv
-    from stepgym.integrators.rebound_backend import ReboundPropagator
 
     first = envs[0]
     cfg = first.config
@@ -79,15 +80,33 @@ def _unsupported(envs: list[Any]) -> str | None:
         return "a feature has no batched twin"
     if batch_terms(first.reward_fn) is None:
         return "a reward term has no batched twin"
+    missing = [key for key in info_keys(first) if not _has_column(key)]
+    if missing:
+        return f"info entries {missing} have no batched column"
     return None
+
+
+_COUNTERS = ("cost", "steps", "wall_time", "instance")
+"""Info entries kept as counters of :class:`ThreeBodyBatchStep` under the same name."""
+_RECORD_NAMES = {"dt": "last_step"}
+"""Info entries read from a ThreeBodyBatch field of another name (the rest: same name)."""
+
+
+def info_keys(env: Any) -> tuple[str, ...]:
+    """The entries of ``env``'s info before the step's own (``ThreeBodyEnv._info``), in order."""
+    return tuple(env._info(env._state_record))
+
+
+def _has_column(key: str) -> bool:
+    """Whether the batch keeps the info entry ``key`` (see ``ThreeBodyBatchStep._column``)."""
+    record_field = _RECORD_NAMES.get(key, key)
+    return key == "integrator" or key in _COUNTERS or hasattr(ThreeBodyBatch(1), record_field)
 
 
 class ThreeBodyBatchStep:
     """One decision of every ThreeBody-v0 copy per call; see the module docstring."""
 
     def __init__(self, envs: list[Any]) -> None:
-        from stepgym.integrators.native import function_address
-
         self.envs = envs
         n = self.n = len(envs)
         first = envs[0]
@@ -126,10 +145,11 @@ class ThreeBodyBatchStep:
         self.records = ThreeBodyBatch(n)
         self.columns = range(len(self.features.names))
         self.batch_features = tuple(BATCH_FEATURES[name] for name in self.features.names)
-        self.evaluations = np.zeros(n)
+        self.cost = np.zeros(n)
         self.steps = np.zeros(n, dtype=np.int64)
         self.wall_time = np.zeros(n)
         self.instance: list[int | None] = [None] * n
+        self.info_keys = info_keys(first)
         self.addresses = np.zeros(n, dtype=np.uint64)
         self.extras: dict[int, dict[str, Any]] = {}
         """Per-copy info entries beyond the usual ones in the latest step (message, warnings)."""
@@ -154,7 +174,7 @@ class ThreeBodyBatchStep:
         records = self.records
         self.batch.energy0[i] = env._energy0
         records.decision[i] = env._decision
-        self.evaluations[i] = env._evaluations
+        self.cost[i] = env._evaluations
         self.steps[i] = env._steps
         self.wall_time[i] = env._wall_time
         records.setting[i] = env._setting
@@ -171,7 +191,7 @@ class ThreeBodyBatchStep:
             env = self.envs[i]
             reason = records.end_reason[i]
             env._decision = int(records.decision[i])
-            env._evaluations = float(self.evaluations[i])
+            env._evaluations = float(self.cost[i])
             env._steps = int(self.steps[i])
             env._wall_time = float(self.wall_time[i])
             env._setting = float(records.setting[i])
@@ -227,7 +247,7 @@ class ThreeBodyBatchStep:
         batch.run(self.scale)
         out = batch.out[sel]
         evaluations = out[:, compiled.EVALS]
-        self.evaluations[sel] += evaluations
+        self.cost[sel] += evaluations
         self.steps[sel] += out[:, compiled.STEPS].astype(np.int64)
         self.wall_time[sel] += out[:, compiled.WALL]
         t, last_step = out[:, compiled.T], out[:, compiled.DT_LAST]
@@ -245,7 +265,7 @@ class ThreeBodyBatchStep:
         progress = t / cfg.horizon
         records.progress[sel] = np.where(progress < 1.0, progress, 1.0)  # min(1.0, progress)
         records.evaluations[sel] = evaluations
-        records.total_evaluations[sel] = self.evaluations[sel]
+        records.total_evaluations[sel] = self.cost[sel]
         records.end_reason[sel] = None
         records.failed[sel] = False
         records.ended[sel] = False
@@ -310,26 +330,18 @@ class ThreeBodyBatchStep:
 
     # -- infos ---------------------------------------------------------------------------------
     def _columns(self) -> dict[str, Any]:
-        """The info entries every copy reports, in the env's order (``ThreeBodyEnv._info``),
-        over all copies: arrays, or lists for the integrator and the instance."""
-        records = self.records
-        columns: dict[str, Any] = {
-            "energy_error": records.energy_error,
-            "cost": self.evaluations,
-            "wall_time": self.wall_time,
-            "t": records.t,
-            "setting": records.setting,
-            "dt": records.last_step,
-            "steps": self.steps,
-            "integrator": [self.config.integrator] * self.n,
-            "decision": records.decision,
-            "instance": self.instance,
-            "cost_weight": records.cost_weight,
-            "t_dyn": records.t_dyn,
-        }
-        if not self.config.wall_time_in_info:
-            del columns["wall_time"]
-        return columns
+        """The info entries every copy reports, in its env's order (``info_keys``), over all
+        copies: arrays, or lists for the integrator and the instance."""
+        return {key: self._column(key) for key in self.info_keys}
+
+    def _column(self, key: str) -> Any:
+        """All copies' values of the info entry ``key``: a counter of this class (``cost``,
+        ``steps``, ``wall_time``, ``instance``), the integrator, or a record field."""
+        if key == "integrator":
+            return [self.config.integrator] * self.n
+        if key in _COUNTERS:
+            return getattr(self, key)
+        return getattr(self.records, _RECORD_NAMES.get(key, key))
 
     def infos(self, copies: list[int]) -> list[dict[str, Any]]:
         """The infos of ``copies`` after the latest step, as their envs' ``step_info`` builds
@@ -361,8 +373,9 @@ class ThreeBodyBatchStep:
             return None
         n, records = self.n, self.records
         columns = self._columns()
-        columns["integrator"] = np.array(columns["integrator"], dtype=object)
-        columns["instance"] = np.array(self.instance, dtype=np.int64)
+        for key, dtype in (("integrator", object), ("instance", np.int64)):
+            if key in columns:  # lists: as batch_infos types them
+                columns[key] = np.array(columns[key], dtype=dtype)
         mask = np.ones(n, dtype=np.bool_)
         out: dict[str, Any] = {}
         for key, column in columns.items():
