@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -76,6 +76,32 @@ class AdvanceResult(NamedTuple):
     warnings: tuple[str, ...] = ()
     """The integrator's warnings during the advance (e.g. IAS15 not converging), captured
     instead of printed; those the scheme emits by design are left out."""
+
+
+class Scheme:
+    """A registered integration scheme (an ``INTEGRATORS`` entry): its declared facts and the
+    propagator class that runs it. REBOUND's schemes are
+    :class:`~stepgym.integrators.rebound_integrators.ReboundIntegrator` subclasses; a scheme
+    from outside REBOUND subclasses this directly (:mod:`stepgym.integrators.yoshida`)."""
+
+    name: ClassVar[str]
+    """The scheme's name (REBOUND's, for a REBOUND scheme)."""
+    adaptive: ClassVar[bool]
+    """True if the scheme chooses its own steps from an accuracy parameter."""
+    parameter: ClassVar[str] = "dt"
+    """What a raw setting is: ``"dt"`` or the name of the accuracy parameter."""
+    raw_range: ClassVar[tuple[float, float]]
+    """Default range of the raw setting in N-body units (G = 1)."""
+    order: ClassVar[int | None] = None
+    """Order of the global error in the step (None for adaptive schemes)."""
+    evaluations_per_step: ClassVar[int | None] = None
+    """Force evaluations per step if fixed and exact; None means counted by a callback."""
+    doc: ClassVar[str] = ""
+    rebound: ClassVar[bool] = False
+    """True if REBOUND runs the scheme."""
+    propagator: ClassVar[str]
+    """``"module:Class"`` of the :class:`Propagator` that runs the scheme (see
+    :func:`make_propagator`), imported only when the scheme is used."""
 
 
 class ParticleReader(Protocol):

@@ -121,12 +121,13 @@ class ReboundPropagator(Propagator):
     ) -> None:
         self._rebound = _import_rebound()
         self._c = ReboundCalls(self._rebound)
-        self.scheme: ReboundIntegrator = INTEGRATORS.get(integrator)()
-        if not self.scheme.rebound:
+        scheme = INTEGRATORS.get(integrator)
+        if not issubclass(scheme, ReboundIntegrator):
             raise ConfigError(
                 f"{integrator!r} is not a REBOUND scheme; build its propagator with "
                 f"stepgym.integrators.base.make_propagator({integrator!r})."
             )
+        self.scheme: ReboundIntegrator = scheme()
         self.budget = budget or Budget()
         self.G = G
         self.sim: Any = None

@@ -17,8 +17,9 @@ backend counts every evaluation with a callback (``evaluations_per_step = None``
 
 Adding a scheme REBOUND has is one class here (as :class:`Janus` below: REBOUND's name, kind,
 raw range, order, evaluations per step). A scheme from outside REBOUND is one module of its
-own whose entry also names its propagator class (``propagator = "module:Class"``), imported at
-the end of this module: see :mod:`stepgym.integrators.yoshida`.
+own with a :class:`~stepgym.integrators.base.Scheme` entry naming its propagator class
+(``propagator = "module:Class"``), imported at the end of this module: see
+:mod:`stepgym.integrators.yoshida`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any, ClassVar
 
+from stepgym.integrators.base import Scheme
 from stepgym.registry import Registry
 
 # REBOUND's Simulation.__setattr__ special-cases only ``integrator`` and otherwise calls
@@ -34,28 +36,12 @@ from stepgym.registry import Registry
 _set_field = ctypes.Structure.__setattr__
 
 
-class ReboundIntegrator:
-    """A REBOUND integrator and how an agent's setting is applied to it."""
+class ReboundIntegrator(Scheme):
+    """A REBOUND integrator and how an agent's setting is applied to it (the declared facts
+    are :class:`~stepgym.integrators.base.Scheme`'s)."""
 
-    name: ClassVar[str]
-    """REBOUND's name for the scheme (``sim.integrator = name``)."""
-    adaptive: ClassVar[bool]
-    """True if the scheme chooses its own steps from an accuracy parameter."""
-    parameter: ClassVar[str] = "dt"
-    """What a raw setting is: ``"dt"`` or the name of the accuracy parameter."""
-    raw_range: ClassVar[tuple[float, float]]
-    """Default range of the raw setting in N-body units (G = 1)."""
-    order: ClassVar[int | None] = None
-    """Order of the global error in the step (None for adaptive schemes)."""
-    evaluations_per_step: ClassVar[int | None] = None
-    """Force evaluations per step if fixed and exact; None means counted by a callback."""
-    doc: ClassVar[str] = ""
     rebound: ClassVar[bool] = True
-    """True if REBOUND runs the scheme; False for a scheme with its own propagator."""
     propagator: ClassVar[str] = "stepgym.integrators.rebound_backend:ReboundPropagator"
-    """``"module:Class"`` of the propagator that runs the scheme (see
-    :func:`stepgym.integrators.base.make_propagator`); a scheme from outside REBOUND names its
-    own class satisfying :class:`stepgym.integrators.base.Propagator`."""
     expected_warnings: ClassVar[tuple[str, ...]] = ()
     """Prefixes of REBOUND warnings the scheme emits by design (e.g. BS at its max_dt cap in
     timescale mode); advances leave them out of ``AdvanceResult.warnings``."""
@@ -85,19 +71,6 @@ class ReboundIntegrator:
         (BS's ``max_dt``), or 0 if there is none."""
         return 0
 
-    @classmethod
-    def describe(cls) -> dict[str, Any]:
-        """Name, kind, raw parameter and range, order and evaluations per step."""
-        return {
-            "name": cls.name,
-            "adaptive": cls.adaptive,
-            "parameter": cls.parameter,
-            "raw_range": cls.raw_range,
-            "order": cls.order,
-            "evaluations_per_step": cls.evaluations_per_step,
-            "doc": cls.doc,
-        }
-
 
 def integrator_field(sim: Any, name: str) -> Any:
     """A ctypes view of the integrator setting ``name`` on ``sim``.
@@ -113,14 +86,54 @@ def integrator_field(sim: Any, name: str) -> Any:
     return REB_BINARYDATA_DTYPE[descriptor.dtype].from_address(config.state + descriptor.offset)
 
 
-INTEGRATORS: Registry[type[ReboundIntegrator]] = Registry("integrator")
-"""REBOUND schemes by name; each entry says if it is adaptive and its default raw range."""
+INTEGRATORS: Registry[type[Scheme]] = Registry("integrator")
+"""Schemes by name (REBOUND's and others); each entry says if it is adaptive, its default raw
+range and the propagator that runs it."""
 
 _FIXED_STEP_RANGE = (1e-6, 1e-1)  # the seed paper's 1e-7 .. 1e-2 yr, in N-body time units
 
 
+class _CachedSettings(ReboundIntegrator):
+    """An adaptive scheme whose raw setting and step mode cost ~15 us each to set in REBOUND
+    5.2: both are set only when they change. Subclasses say how (:meth:`_set_raw`,
+    :meth:`_set_step_mode`, :meth:`_set_step`)."""
+
+    _step_mode: bool = False  # in the mode apply_step uses
+    _raw: float = -1.0  # last raw setting set
+
+    def setup(self, sim: Any) -> None:
+        super().setup(sim)
+        self._step_mode = False
+        self._raw = -1.0
+
+    def apply_raw(self, sim: Any, value: float) -> None:
+        if value != self._raw or self._step_mode:
+            self._set_raw(sim, value)
+            self._raw = value
+        self._step_mode = False
+
+    def apply_step(self, sim: Any, dt: float) -> None:
+        if not self._step_mode:
+            self.enter_step_mode(sim)
+        self._set_step(sim, dt)
+
+    def enter_step_mode(self, sim: Any) -> None:
+        if not self._step_mode:
+            self._set_step_mode(sim)
+            self._step_mode = True
+
+    def _set_raw(self, sim: Any, value: float) -> None:
+        raise NotImplementedError
+
+    def _set_step_mode(self, sim: Any) -> None:
+        raise NotImplementedError
+
+    def _set_step(self, sim: Any, dt: float) -> None:
+        sim.dt = dt
+
+
 @INTEGRATORS.register("ias15")
-class IAS15(ReboundIntegrator):
+class IAS15(_CachedSettings):
     name = "ias15"
     adaptive = True
     parameter = "epsilon"
@@ -130,35 +143,16 @@ class IAS15(ReboundIntegrator):
         "In timescale mode epsilon = 0 (IAS15's own fixed-step mode) with dt = eta * t_dyn."
     )
 
-    _fixed_step: bool = False  # epsilon already 0 (setting it costs ~1 us per step)
+    def _set_raw(self, sim: Any, value: float) -> None:
+        sim.integrator.epsilon = value
 
-    _epsilon: float = -1.0  # last epsilon set (setting one costs ~15 us in REBOUND 5.2)
-
-    def setup(self, sim: Any) -> None:
-        super().setup(sim)
-        self._fixed_step = False
-        self._epsilon = -1.0
-
-    def apply_raw(self, sim: Any, value: float) -> None:
-        if value != self._epsilon or self._fixed_step:
-            sim.integrator.epsilon = value
-            self._epsilon = value
-        self._fixed_step = False
-
-    def apply_step(self, sim: Any, dt: float) -> None:
-        if not self._fixed_step:
-            self.enter_step_mode(sim)
-        sim.dt = dt
-
-    def enter_step_mode(self, sim: Any) -> None:
-        if not self._fixed_step:
-            sim.integrator.epsilon = 0.0
-            self._epsilon = 0.0
-            self._fixed_step = True
+    def _set_step_mode(self, sim: Any) -> None:
+        sim.integrator.epsilon = 0.0
+        self._raw = 0.0
 
 
 @INTEGRATORS.register("bs")
-class BulirschStoer(ReboundIntegrator):
+class BulirschStoer(_CachedSettings):
     name = "bs"
     adaptive = True
     parameter = "eps_rel=eps_abs"
@@ -171,35 +165,22 @@ class BulirschStoer(ReboundIntegrator):
         "(max_dt), since BS cannot switch its error control off."
     )
 
-    _capped: bool = False  # tolerances already at timescale_tolerance
-
-    _tolerance: float = -1.0  # last raw tolerance set (each setting costs ~15 us)
-
     def setup(self, sim: Any) -> None:
         super().setup(sim)
-        self._capped = False
-        self._tolerance = -1.0
         self._max_dt = integrator_field(sim, "max_dt")
 
-    def apply_raw(self, sim: Any, value: float) -> None:
-        if value != self._tolerance or self._capped:
-            sim.integrator.eps_rel = value
-            sim.integrator.eps_abs = value
-            sim.integrator.max_dt = 0.0
-            self._tolerance = value
-        self._capped = False
+    def _set_raw(self, sim: Any, value: float) -> None:
+        sim.integrator.eps_rel = value
+        sim.integrator.eps_abs = value
+        sim.integrator.max_dt = 0.0
 
-    def apply_step(self, sim: Any, dt: float) -> None:
-        if not self._capped:
-            self.enter_step_mode(sim)
+    def _set_step_mode(self, sim: Any) -> None:
+        sim.integrator.eps_rel = self.timescale_tolerance
+        sim.integrator.eps_abs = self.timescale_tolerance
+
+    def _set_step(self, sim: Any, dt: float) -> None:
         self._max_dt.value = dt
         sim.dt = dt
-
-    def enter_step_mode(self, sim: Any) -> None:
-        if not self._capped:
-            sim.integrator.eps_rel = self.timescale_tolerance
-            sim.integrator.eps_abs = self.timescale_tolerance
-            self._capped = True
 
     def step_cap_address(self) -> int:
         return ctypes.addressof(self._max_dt)

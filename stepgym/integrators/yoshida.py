@@ -6,10 +6,10 @@ error term (Yoshida 1990; Forest & Ruth 1990). Adjacent drifts merge, so a step 
 and three kicks: exactly 3 force evaluations per step, symplectic and time-reversible, global
 error O(dt^4).
 
-This whole module is what a new scheme takes: an :data:`INTEGRATORS` entry naming its
-propagator (``propagator = "module:Class"``) and a class with the
-:class:`~stepgym.integrators.base.Propagator` surface. The environment then runs it in every
-step mode: raw (fixed ``dt``), and the per-step rules of
+This whole module is what a new scheme takes: an :data:`INTEGRATORS` entry, a
+:class:`~stepgym.integrators.base.Scheme` naming its propagator (``propagator =
+"module:Class"``), and that class, a :class:`~stepgym.integrators.base.Propagator`. The
+environment then runs it in every step mode: raw (fixed ``dt``), and the per-step rules of
 :data:`~stepgym.integrators.step_rules.STEP_RULES` through their Python references, with the
 same budgets, exits (escape, close encounter) and exact work counts as a REBOUND scheme.
 """
@@ -22,9 +22,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from stepgym.integrators.base import AdvanceResult, Budget, Propagator, Work
+from stepgym.integrators.base import AdvanceResult, Budget, Propagator, Scheme, Work
 from stepgym.integrators.bodies import Body
-from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
+from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.integrators.step_rules import CLOCK_EVERY, STEP_RULES
 
 _CBRT2 = 2.0 ** (1.0 / 3.0)
@@ -36,13 +36,12 @@ _NOT_LOADED = "no state is loaded: call load(bodies) first (or reset() the envir
 
 
 @INTEGRATORS.register("yoshida4")
-class Yoshida4(ReboundIntegrator):
+class Yoshida4(Scheme):
     name = "yoshida4"
     adaptive = False
     raw_range = (1e-6, 1e-1)
     order = 4
     evaluations_per_step = 3
-    rebound = False
     propagator = "stepgym.integrators.yoshida:YoshidaPropagator"
     doc = (
         "Fourth-order Yoshida (Forest-Ruth) composition of three leapfrog substeps, in NumPy "
