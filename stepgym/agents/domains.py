@@ -3,8 +3,10 @@
 The evaluator, the matched-cost comparison and the transfer table are generic; everything
 domain-specific comes from a :class:`~stepgym.episodes.Domain`, which each environment
 declares in its module's ``ENV_SPEC`` (:mod:`stepgym.envs.spec`). ``DOMAINS`` looks a domain up
-by environment id there; ``DOMAINS.add(env_id, domain)`` still sets (or overrides) the domain of
-an environment registered with Gymnasium directly.
+by environment id there, importing only that environment's module; listing the ids
+(``list(DOMAINS)``, ``id in DOMAINS``, ``len(DOMAINS)``) imports none.
+``DOMAINS.add(env_id, domain)`` still sets (or overrides) the domain of an environment
+registered with Gymnasium directly.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import warnings
 from typing import Any
 
 from stepgym.crossentropy.evaluation import CROSS_ENTROPY_DOMAIN
-from stepgym.envs.spec import env_ids, find_env_spec
+from stepgym.envs.spec import declares_domain, env_ids, find_env_spec
 from stepgym.episodes import Domain, EpisodeInfos, end_reason
 from stepgym.errors import UnknownNameError, unknown_name_message
 from stepgym.registry import Registry
@@ -43,22 +45,23 @@ class DomainRegistry(Registry[Domain]):
         return domain
 
     def names(self) -> list[str]:
-        """Ids with a domain added here or declared (declared ones without a domain are
-        listed too: their modules are not imported to find out)."""
-        return list(dict.fromkeys([*self._entries, *env_ids()]))
+        """Ids with a domain added here or declared (read from the declarations: no module
+        is imported)."""
+        declared = [env_id for env_id in env_ids() if declares_domain(env_id)]
+        return list(dict.fromkeys([*self._entries, *declared]))
 
     def items(self) -> list[tuple[str, Domain]]:
-        pairs = [(name, name in self and self.get(name)) for name in self.names()]
-        return [(name, domain) for name, domain in pairs if isinstance(domain, Domain)]
+        """(id, domain) pairs; imports every environment module that declares one."""
+        return [(name, self.get(name)) for name in self.names()]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries or self._declared(name) is not None
+        return name in self._entries or declares_domain(name)
 
     def __iter__(self) -> Any:
-        return iter(name for name, _ in self.items())
+        return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self.items())
+        return len(self.names())
 
 
 DOMAINS: Registry[Domain] = DomainRegistry("environment evaluation adaptor")

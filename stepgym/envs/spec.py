@@ -94,6 +94,8 @@ class Declared(NamedTuple):
     max_episode_steps: int | None
     vector_entry_point: str | None
     module: str
+    has_domain: bool = False
+    """True if the declaration names a domain (read from the source, not evaluated)."""
 
 
 _SPECS: dict[str, EnvSpec] = {}
@@ -169,7 +171,12 @@ def read_declaration(module: str) -> Declared | None:
                 return _imported_declaration(module)
             if "id" not in fields or "entry_point" not in fields:
                 return _imported_declaration(module)
-            return Declared(module=module, **fields)
+            has_domain = any(
+                k.arg == "domain"
+                and not (isinstance(k.value, ast.Constant) and k.value.value is None)
+                for k in value.keywords
+            )
+            return Declared(module=module, has_domain=has_domain, **fields)
     return None
 
 
@@ -179,7 +186,12 @@ def _imported_declaration(module: str) -> Declared | None:
         return None
     register_env(spec)
     return Declared(
-        spec.id, spec.entry_point, spec.max_episode_steps, spec.vector_entry_point, module
+        spec.id,
+        spec.entry_point,
+        spec.max_episode_steps,
+        spec.vector_entry_point,
+        module,
+        spec.domain is not None,
     )
 
 
@@ -231,6 +243,16 @@ def env_ids() -> list[str]:
     return list(dict.fromkeys([*_DECLARED, *_SPECS]))
 
 
+def declares_domain(env_id: object) -> bool:
+    """True if ``env_id``'s declaration names an evaluation domain (no module is imported)."""
+    if not isinstance(env_id, str):
+        return False
+    if env_id in _SPECS:
+        return _SPECS[env_id].domain is not None
+    declared = _DECLARED.get(env_id)
+    return declared is not None and declared.has_domain
+
+
 def find_env_spec(env_id: str) -> EnvSpec | None:
     """The spec of ``env_id`` (importing its module if needed), or None if none is declared."""
     spec = _SPECS.get(env_id)
@@ -260,6 +282,7 @@ __all__ = [
     "SPEC_NAME",
     "EnvSpec",
     "builtin_modules",
+    "declares_domain",
     "env_ids",
     "env_spec",
     "env_specs",
