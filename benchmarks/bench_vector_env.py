@@ -8,7 +8,12 @@
     adapter (``NativeVecEnv``) and through SB3's ``DummyVecEnv`` of single envs, in fine
     mode (N = 64) and in the quickstart's slice mode (N = 8);
 (c) CrossEntropy-v0 (defaults, N = 8): the same vector env built over its env class against
-    DummyVecEnv, to see whether a native vector env pays there.
+    DummyVecEnv, to see whether a native vector env pays there;
+(d) timescale slice mode (leapfrog, eta = 2e-3, seed-paper starts, as in
+    ``bench_three_body.py`` (c)) through the vector env at N = 8: decisions/s of the batched
+    compiled step against the pure-Python reference (``STEPGYM_PURE_PYTHON=1``, copy by copy),
+    and the cost per integrator step against REBOUND's bare ``sim.steps(n)`` on copies of the
+    same systems.
 
 Measurements alternate within every repeat; medians over repeats are printed. ``--clock cpu``
 (default) times with this thread's CPU clock, which other jobs on a shared machine perturb far
@@ -21,6 +26,7 @@ less than the wall clock (preemption is not counted); ``--clock wall`` uses the 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -88,6 +94,56 @@ def fine_overhead(n: int, steps: int, repeats: int) -> tuple[float, float, float
         bare_us.append((clock() - start) / (steps * n) * 1e6)
     median = statistics.median
     return median(vector_us[True]), median(vector_us[False]), median(bare_us)
+
+
+RULE: dict[str, Any] = {
+    "integrator": "leapfrog",
+    "step_mode": "timescale",
+    "horizon": 1e9,
+    "energy_error_limit": 1e9,
+    "escape_factor": 1e9,
+}
+
+
+def rule_decisions(n: int, eta: float, decisions: int, repeats: int) -> dict[str, float]:
+    """Seconds per decision (medians) of the batched compiled vector env, the pure-Python
+    reference vector env and REBOUND's bare loop over as many steps; steps per decision."""
+    compiled = gym.make_vec(THREE_BODY, num_envs=n, **RULE)
+    os.environ["STEPGYM_PURE_PYTHON"] = "1"
+    try:
+        python = gym.make_vec(THREE_BODY, num_envs=n, **RULE)
+    finally:
+        os.environ.pop("STEPGYM_PURE_PYTHON")
+    assert isinstance(compiled, StepSizeVectorEnv) and isinstance(python, StepSizeVectorEnv)
+    assert compiled.batched and not python.batched
+    assert not python.envs[0].propagator.compiled  # type: ignore[attr-defined]
+    times: dict[str, list[float]] = {"compiled": [], "python": [], "bare": []}
+    steps = 0
+    for _ in range(repeats):
+        for name, envs in (("compiled", compiled), ("python", python)):
+            envs.reset(seed=0)
+            action = _action(envs, eta)
+            start = clock()
+            for _ in range(decisions):
+                envs.step(action)
+            times[name].append((clock() - start) / (decisions * n))
+            done = [env.last_info["steps"] for env in envs.envs]
+            steps = steps or sum(done)
+            assert sum(done) == steps, "both paths take the same steps"
+        compiled.reset(seed=0)
+        bare = [
+            _bare_copy(env.propagator.sim, eta * env.propagator.timescale())  # type: ignore[attr-defined]
+            for env in compiled.envs
+        ]
+        start = clock()
+        for sim, count in zip(bare, done, strict=True):
+            sim.steps(count)
+        times["bare"].append((clock() - start) / (decisions * n))
+    compiled.close()
+    python.close()
+    result = {name: statistics.median(values) for name, values in times.items()}
+    result["steps_per_decision"] = steps / (decisions * n)
+    return result
 
 
 def _bare_copy(source: Any, dt: float) -> rebound.Simulation:
@@ -205,6 +261,21 @@ def main() -> None:
     print(f"\n(c) CrossEntropy-v0 (defaults), N = {ce_n}, wall clock:")
     for name, rate in rates.items():
         print(f"      {name:22s} {rate:9.0f} steps/s  ({rate / dummy:5.2f}x DummyVecEnv)")
+
+    rule = rule_decisions(8, 2e-3, 25, args.repeats)
+    per_step = rule["steps_per_decision"]
+    print(f"\n(d) timescale slice mode, leapfrog, eta 2e-3, N = 8, 25 decisions per copy "
+          f"({per_step:.0f} steps per decision), {args.clock} clock:")  # fmt: skip
+    for name in ("compiled", "python", "bare"):
+        label = {"compiled": "vector env, compiled (batched)", "python": "vector env, Python "
+                 "reference", "bare": "bare sim.steps(n)"}[name]  # fmt: skip
+        seconds = rule[name]
+        print(f"      {label:32s} {1 / seconds:9.0f} decisions/s  "
+              f"{seconds / per_step * 1e6:6.3f} us/step")  # fmt: skip
+    print(
+        f"    decisions/s compiled / Python reference: {rule['python'] / rule['compiled']:.2f}x "
+        f"(target >= 10x); per step compiled / bare: {rule['compiled'] / rule['bare']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

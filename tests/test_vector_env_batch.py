@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import stepgym  # noqa: F401 - registers the environments
+from stepgym.actions import LogActionMap
 from stepgym.envs.vector import StepSizeVectorEnv
-from stepgym.integrators.batch import load_batch_library, log10_each, pow_each
+from stepgym.integrators.batch import from_unit_each, load_batch_library, log10_each, pow_each
 from stepgym.threebody.batch_rewards import BATCH_REWARD_TERMS
 from stepgym.threebody.features import BATCH_FEATURES, THREE_BODY_FEATURES
 from stepgym.threebody.records import FAILURE_REASONS, ThreeBodyBatch, ThreeBodyState
@@ -233,3 +234,7 @@ def test_libm_helpers_match_pythons_math() -> None:
     exponents = np.random.default_rng(6).uniform(-8, 3, 2000)
     np.testing.assert_array_equal(pow_each(10.0, exponents), [10.0**x for x in exponents])
     assert (log10_each(np.array([0.0, -1.0, np.nan])) == -np.inf).all()
+    action_map = LogActionMap(1e-4, 3.0)
+    units = np.random.default_rng(7).uniform(-1.5, 1.5, 2000)
+    expected = [action_map.from_unit(u) for u in units]
+    np.testing.assert_array_equal(from_unit_each(units, (1e-4, 3.0)), expected)

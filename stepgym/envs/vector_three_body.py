@@ -86,6 +86,21 @@ def _unsupported(envs: list[Any]) -> str | None:
     return None
 
 
+_RECORD_ROWS = {
+    "t": compiled.T,
+    "energy_error": compiled.ERROR,
+    "log_energy_error": compiled.LOG_ERROR,
+    "delta_log_energy_error": compiled.DELTA,
+    "t_dyn": compiled.T_DYN,
+    "min_separation": compiled.MIN_SEP,
+    "last_step": compiled.DT_LAST,
+    "progress": compiled.PROGRESS,
+    "last_action": compiled.LAST_ACTION,
+    "log_error_before": compiled.LOG_BEFORE,
+    "evaluations": compiled.EVALS,
+    "total_evaluations": compiled.COST,
+}
+"""ThreeBodyBatch fields that are rows of the batch's output (the C loop writes them)."""
 _COUNTERS = ("cost", "steps", "wall_time", "instance")
 """Info entries kept as counters of :class:`ThreeBodyBatchStep` under the same name."""
 _RECORD_NAMES = {"dt": "last_step"}
@@ -124,11 +139,11 @@ class ThreeBodyBatchStep:
         self.scale = function_address(self.batch.library, rule)
         budget = first.propagator.budget
         self.batch.set_limits(
-            budget.max_evaluations,
-            budget.max_wall_time,
+            (budget.max_evaluations, budget.max_wall_time),
             ERROR_FLOOR,
             cfg.energy_error_limit,
-            cfg.horizon * (1.0 - 1e-12),  # where a decision reaches the horizon
+            cfg.horizon,
+            (self.action_map.low, self.action_map.high),
         )
         fine = cfg.decision == "fine"
         requests = self.batch.requests
@@ -138,16 +153,15 @@ class ThreeBodyBatchStep:
         requests[:, RETIME_EVERY] = 1 if fine else cfg.retime_every
         requests[:, PER_STEP] = scheme.evaluations_per_step or 0.0
         self.fine = fine
-        low, high = self.action_map.low, self.action_map.high
-        self.log_low = math.log10(low)
-        self.log_span = math.log10(high) - self.log_low
+        self.setting_range = (self.action_map.low, self.action_map.high)
         self.grid = np.array(self.action_map.values.tolist())
-        self.records = ThreeBodyBatch(n)
+        out = self.batch.out  # the records live in its rows: the C loop writes them in place
+        self.records = ThreeBodyBatch(n, {field: out[row] for field, row in _RECORD_ROWS.items()})
         self.columns = range(len(self.features.names))
         self.batch_features = tuple(BATCH_FEATURES[name] for name in self.features.names)
-        self.cost = np.zeros(n)
-        self.steps = np.zeros(n, dtype=np.int64)
-        self.wall_time = np.zeros(n)
+        self.cost = out[compiled.COST]
+        self.steps_total = out[compiled.STEPS_TOTAL]
+        self.wall_time = out[compiled.WALL_TOTAL]
         self.instance: list[int | None] = [None] * n
         self.info_keys = info_keys(first)
         self.addresses = np.zeros(n, dtype=np.uint64)
@@ -155,6 +169,11 @@ class ThreeBodyBatchStep:
         """Per-copy info entries beyond the usual ones in the latest step (message, warnings)."""
         self.parts: dict[str, np.ndarray] = {}
         """The latest step's weighted reward terms."""
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Integrator steps since reset, per copy (integers, as the info reports them)."""
+        return self.steps_total.astype(np.int64)
 
     @classmethod
     def build(cls, envs: list[Any]) -> ThreeBodyBatchStep | None:
@@ -175,7 +194,7 @@ class ThreeBodyBatchStep:
         self.batch.energy0[i] = env._energy0
         records.decision[i] = env._decision
         self.cost[i] = env._evaluations
-        self.steps[i] = env._steps
+        self.steps_total[i] = env._steps
         self.wall_time[i] = env._wall_time
         records.setting[i] = env._setting
         self.instance[i] = env._instance
@@ -192,7 +211,7 @@ class ThreeBodyBatchStep:
             reason = records.end_reason[i]
             env._decision = int(records.decision[i])
             env._evaluations = float(self.cost[i])
-            env._steps = int(self.steps[i])
+            env._steps = int(self.steps_total[i])
             env._wall_time = float(self.wall_time[i])
             env._setting = float(records.setting[i])
             env._done = reason is not None
@@ -217,12 +236,8 @@ class ThreeBodyBatchStep:
             return self.grid[np.where(valid, arr, 0)], valid
         if arr.shape != (self.n, 1) or arr.dtype.kind not in "iuf":
             return None
-        value = arr[:, 0].astype(np.float64)
-        valid = np.isfinite(value)
-        unit = np.where(value > -1.0, value, -1.0)
-        unit = np.where(unit < 1.0, unit, 1.0)
-        exponent = self.log_low + (unit + 1.0) * 0.5 * self.log_span
-        return compiled.pow_each(10.0, exponent), valid
+        value = arr[:, 0]
+        return compiled.from_unit_each(value, self.setting_range), np.isfinite(value)
 
     def advance(self, rows: np.ndarray, settings: np.ndarray, raw: np.ndarray) -> list[int]:
         """Advance copies ``rows`` (indices) with their decoded ``settings`` (all copies' array),
@@ -244,36 +259,14 @@ class ThreeBodyBatchStep:
             for i in rows.tolist():
                 propagator = self.envs[i].propagator
                 propagator.scheme.enter_step_mode(propagator.sim)
-        batch.run(self.scale)
-        out = batch.out[sel]
-        evaluations = out[:, compiled.EVALS]
-        self.cost[sel] += evaluations
-        self.steps[sel] += out[:, compiled.STEPS].astype(np.int64)
-        self.wall_time[sel] += out[:, compiled.WALL]
-        t, last_step = out[:, compiled.T], out[:, compiled.DT_LAST]
-        records.log_error_before[sel] = records.log_energy_error[sel]
-        records.energy_error[sel] = out[:, compiled.ERROR]
-        records.log_energy_error[sel] = out[:, compiled.LOG_ERROR]
-        records.delta_log_energy_error[sel] = (
-            records.log_energy_error[sel] - records.log_error_before[sel]
-        )
-        records.last_action[sel] = self._to_unit(settings[sel])
-        records.t_dyn[sel] = out[:, compiled.T_DYN]
-        records.min_separation[sel] = out[:, compiled.MIN_SEP]
-        records.t[sel] = t
-        records.last_step[sel] = last_step
-        progress = t / cfg.horizon
-        records.progress[sel] = np.where(progress < 1.0, progress, 1.0)  # min(1.0, progress)
-        records.evaluations[sel] = evaluations
-        records.total_evaluations[sel] = self.cost[sel]
-        records.end_reason[sel] = None
-        records.failed[sel] = False
-        records.ended[sel] = False
+        batch.run(self.scale)  # the records of rows: written in place by the C loop
+        if records.ended[sel].any():  # (a copy steps again only after its reset)
+            records.end_reason[sel], records.failed[sel], records.ended[sel] = None, False, False
         self.extras = {}
         ended = []
-        for k in np.flatnonzero(out[:, compiled.UNUSUAL]).tolist():
+        for k in np.flatnonzero(batch.out[compiled.UNUSUAL, sel]).tolist():
             i = int(rows[k])
-            reason = self._end_reason(i, out[k])
+            reason = self._end_reason(i, batch.out[:, i])
             if reason is not None:
                 records.set_end(i, reason)
                 ended.append(i)
@@ -290,12 +283,6 @@ class ThreeBodyBatchStep:
             i = int(rows[k])
             self.envs[i].reward_fn(self.records.transition(i))
         return total
-
-    def _to_unit(self, settings: np.ndarray) -> np.ndarray:
-        """``LogActionMap.to_unit`` over an array."""
-        unit = 2.0 * (compiled.log10_each(settings) - self.log_low) / self.log_span - 1.0
-        unit = np.where(unit > -1.0, unit, -1.0)
-        return np.where(unit < 1.0, unit, 1.0)
 
     def _end_reason(self, i: int, out: np.ndarray) -> str | None:
         """How copy ``i``'s decision ended, as the propagator and the env decide it (the
@@ -376,17 +363,18 @@ class ThreeBodyBatchStep:
         for key, dtype in (("integrator", object), ("instance", np.int64)):
             if key in columns:  # lists: as batch_infos types them
                 columns[key] = np.array(columns[key], dtype=dtype)
+        reasons = np.empty(n, dtype=object)
+        reasons[:] = records.end_reason
+        columns["termination_reason"] = reasons
         mask = np.ones(n, dtype=np.bool_)
-        out: dict[str, Any] = {}
-        for key, column in columns.items():
-            out[key], out[f"_{key}"] = column.copy(), mask.copy()
         terms: dict[str, Any] = {}
         for name, value in self.parts.items():
             terms[name], terms[f"_{name}"] = value.copy(), mask.copy()
-        out["reward_terms"], out["_reward_terms"] = terms, mask.copy()
-        reasons = np.empty(n, dtype=object)
-        reasons[:] = records.end_reason
-        out["termination_reason"], out["_termination_reason"] = reasons, mask
+        out: dict[str, Any] = {}
+        for key, column in columns.items():
+            if key == "termination_reason":  # the env's order: ..., reward_terms, reason
+                out["reward_terms"], out["_reward_terms"] = terms, mask.copy()
+            out[key], out[f"_{key}"] = column.copy(), mask.copy()
         return out
 
 

@@ -15,34 +15,74 @@
  */
 #include "step_rules.c"
 
-/* Row layout of `out`, shared with batch.py. */
+/* Rows of `out` (each n doubles, one per copy; column-major so that a row is an array of the
+ * copies' values), shared with batch.py. The last three accumulate over an episode. */
 enum {
-    OUT_CODE,     /* SG_* or a positive REBOUND status */
-    OUT_STEPS,    /* steps taken */
-    OUT_EVALS,    /* force evaluations (counted, or steps x per step) */
-    OUT_STOPPED,  /* the counter's stopped flag (budget) */
-    OUT_T,        /* simulated time after the advance */
-    OUT_DT_LAST,  /* REBOUND's dt_last_done */
-    OUT_ENERGY,   /* total energy */
-    OUT_T_DYN,    /* t_dyn */
-    OUT_MIN_SEP,  /* smallest pair distance */
-    OUT_MESSAGES, /* 1 if REBOUND's message queue exists (it may hold messages) */
-    OUT_WALL,     /* wall-clock seconds of the advance */
-    OUT_ERROR,    /* relative energy error |E - E0| / |E0| (inf if not finite) */
-    OUT_LOG_ERROR, /* log10 of it floored, 300 if not finite (records.log_error) */
-    OUT_ADVANCED, /* 1 if the clock advanced (or, in slice mode, had already passed t_end) */
-    OUT_UNUSUAL,  /* 1 if the decision may end the episode or needs Python: a status other than
-                     done, a budget stop, messages, a non-finite clock, the energy limit
-                     passed, no advance, the horizon reached (the caller decides which) */
+    OUT_CODE,        /* SG_* or a positive REBOUND status */
+    OUT_STEPS,       /* steps taken */
+    OUT_EVALS,       /* force evaluations (counted, or steps x per step) */
+    OUT_STOPPED,     /* the counter's stopped flag (budget) */
+    OUT_T,           /* simulated time after the advance */
+    OUT_DT_LAST,     /* REBOUND's dt_last_done */
+    OUT_ENERGY,      /* total energy */
+    OUT_T_DYN,       /* t_dyn */
+    OUT_MIN_SEP,     /* smallest pair distance */
+    OUT_MESSAGES,    /* 1 if REBOUND's message queue exists (it may hold messages) */
+    OUT_WALL,        /* wall-clock seconds of the advance */
+    OUT_ERROR,       /* relative energy error |E - E0| / |E0| (inf if not finite) */
+    OUT_LOG_ERROR,   /* log10 of it floored, 300 if not finite (records.log_error) */
+    OUT_ADVANCED,    /* 1 if the clock advanced (or, in slice mode, had already passed t_end) */
+    OUT_UNUSUAL,     /* 1 if the decision may end the episode or needs Python: a status other
+                        than done, a budget stop, messages, a non-finite clock, the energy
+                        limit passed, no advance, the horizon reached (the caller decides) */
+    OUT_LOG_BEFORE,  /* OUT_LOG_ERROR before the advance */
+    OUT_DELTA,       /* OUT_LOG_ERROR - OUT_LOG_BEFORE */
+    OUT_LAST_ACTION, /* the request's value as a unit action (LogActionMap.to_unit) */
+    OUT_PROGRESS,    /* min(1, t / horizon) */
+    OUT_COST,        /* evaluations since reset */
+    OUT_STEPS_TOTAL, /* steps since reset */
+    OUT_WALL_TOTAL,  /* wall-clock seconds since reset */
     OUT_SIZE
 };
 /* The parameters of one call (doubles), shared with batch.py. */
-enum { PARAM_EVALUATIONS, PARAM_WALL, PARAM_ERROR_FLOOR, PARAM_ERROR_LIMIT, PARAM_HORIZON };
+enum {
+    PARAM_EVALUATIONS, /* evaluation budget per advance */
+    PARAM_WALL,        /* wall-clock budget per advance (s) */
+    PARAM_ERROR_FLOOR, /* floor of the logged energy error */
+    PARAM_ERROR_LIMIT, /* energy error that flags a copy */
+    PARAM_HORIZON_MARK, /* time that flags a copy (the horizon less round-off) */
+    PARAM_HORIZON,     /* horizon (progress) */
+    PARAM_LOG_LOW,     /* log10 of the smallest setting (to_unit) */
+    PARAM_LOG_SPAN     /* log10 of the largest setting minus PARAM_LOG_LOW */
+};
 
 typedef double (*energy_fn_t)(void*);
 static energy_fn_t reb_energy = 0;
 
 void stepgym_batch_set_energy(void* fn) { reb_energy = (energy_fn_t)fn; }
+
+/* Python's min(first, second) and max(first, second) (first unless second is smaller/larger). */
+static inline double py_min(double first, double second) { return second < first ? second : first; }
+static inline double py_max(double first, double second) { return second > first ? second : first; }
+
+/* What the environment records after copy i's advance (ThreeBodyEnv._advance's arithmetic,
+ * the same operations in the same order). */
+static void record(size_t n, size_t i, const double* request, const double* params,
+                   double energy0, double* out) {
+#define O(k) out[(size_t)(k) * n + i]
+    const double error_raw = fabs((O(OUT_ENERGY) - energy0) / energy0);
+    const double error = isfinite(error_raw) ? error_raw : INFINITY;
+    O(OUT_ERROR) = error;
+    O(OUT_LOG_BEFORE) = O(OUT_LOG_ERROR);
+    O(OUT_LOG_ERROR) =
+        isfinite(error) ? log10(py_max(error, params[PARAM_ERROR_FLOOR])) : 300.0;
+    O(OUT_DELTA) = O(OUT_LOG_ERROR) - O(OUT_LOG_BEFORE);
+    const double unit = 2.0 * (log10(request[RQ_VALUE]) - params[PARAM_LOG_LOW]) /
+                            params[PARAM_LOG_SPAN] - 1.0;
+    O(OUT_LAST_ACTION) = py_min(1.0, py_max(-1.0, unit));
+    O(OUT_PROGRESS) = py_min(1.0, O(OUT_T) / params[PARAM_HORIZON]);
+#undef O
+}
 
 /* Advance copy i of n (sims[i] == 0: skip it) with request row i; energy0[i] is its energy
  * at reset. The counter is the one the force-counting callback uses (sim->extras) when the
@@ -50,6 +90,7 @@ void stepgym_batch_set_energy(void* fn) { reb_energy = (energy_fn_t)fn; }
 void stepgym_batch_advance(size_t n, char** sims, const double* requests, double* counters,
                            double** caps, void* scale, const double* params,
                            const double* energy0, double* out) {
+#define O(k) out[(size_t)(k) * n + i]
     for (size_t i = 0; i < n; i++) {
         char* sim = sims[i];
         if (!sim) continue;
@@ -66,37 +107,48 @@ void stepgym_batch_advance(size_t n, char** sims, const double* requests, double
         const int code = stepgym_advance(sim, request, counter, caps[i], scale);
         const uint64_t steps = AT(sim, uint64_t, SIM_STEPS_DONE) - steps0;
         const double per_step = request[RQ_PER_STEP];
-        double* row = out + i * OUT_SIZE;
-        row[OUT_CODE] = (double)code;
-        row[OUT_STEPS] = (double)steps;
-        row[OUT_EVALS] = per_step > 0.0 ? (double)steps * per_step : counter[CT_COUNT];
-        row[OUT_STOPPED] = counter[CT_STOPPED];
         const double t = AT(sim, double, SIM_T);
         const double dt_last = AT(sim, double, SIM_DT_LAST_DONE);
-        row[OUT_T] = t;
-        row[OUT_DT_LAST] = dt_last;
-        const double energy = reb_energy(sim);
-        double error = fabs((energy - energy0[i]) / energy0[i]);
-        if (!isfinite(error)) error = INFINITY;
-        row[OUT_ENERGY] = energy;
-        row[OUT_ERROR] = error;
-        const double floor = params[PARAM_ERROR_FLOOR];
-        row[OUT_LOG_ERROR] = isfinite(error) ? log10(error < floor ? floor : error) : 300.0;
-        stepgym_timescale_and_separation(sim, row + OUT_T_DYN);
-        row[OUT_MESSAGES] = AT(sim, void*, SIM_MESSAGES) != 0;
+        O(OUT_CODE) = (double)code;
+        O(OUT_STEPS) = (double)steps;
+        O(OUT_EVALS) = per_step > 0.0 ? (double)steps * per_step : counter[CT_COUNT];
+        O(OUT_STOPPED) = counter[CT_STOPPED];
+        O(OUT_T) = t;
+        O(OUT_DT_LAST) = dt_last;
+        O(OUT_ENERGY) = reb_energy(sim);
+        double observed[2];
+        stepgym_timescale_and_separation(sim, observed);
+        O(OUT_T_DYN) = observed[0];
+        O(OUT_MIN_SEP) = observed[1];
+        O(OUT_MESSAGES) = AT(sim, void*, SIM_MESSAGES) != 0;
+        record(n, i, request, params, energy0[i], out);
         const int advanced = t > t_before || (request[RQ_FINE] == 0.0 && t >= request[RQ_T_END]);
-        row[OUT_ADVANCED] = advanced;
-        row[OUT_UNUSUAL] = (code != SG_DONE && code != REB_USER_STOP) ||
-                           counter[CT_STOPPED] != 0.0 || row[OUT_MESSAGES] != 0.0 ||
-                           !isfinite(t + dt_last) || !(error <= params[PARAM_ERROR_LIMIT]) ||
-                           !advanced || t >= params[PARAM_HORIZON];
-        row[OUT_WALL] = monotonic_now() - start;
+        O(OUT_ADVANCED) = advanced;
+        O(OUT_UNUSUAL) = (code != SG_DONE && code != REB_USER_STOP) ||
+                         counter[CT_STOPPED] != 0.0 || O(OUT_MESSAGES) != 0.0 ||
+                         !isfinite(t + dt_last) || !(O(OUT_ERROR) <= params[PARAM_ERROR_LIMIT]) ||
+                         !advanced || t >= params[PARAM_HORIZON_MARK];
+        O(OUT_COST) += O(OUT_EVALS);
+        O(OUT_STEPS_TOTAL) += O(OUT_STEPS);
+        O(OUT_WALL) = monotonic_now() - start;
+        O(OUT_WALL_TOTAL) += O(OUT_WALL);
     }
+#undef O
 }
 
 /* out[i] = log10(x[i]) for x[i] > 0, else -inf (NaN included), as math.log10 on positives. */
 void stepgym_log10_each(size_t n, const double* x, double* out) {
     for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0 ? log10(x[i]) : -INFINITY;
+}
+
+/* out[i] = the setting of the continuous action unit[i] (LogActionMap.from_unit: clipped to
+ * [-1, 1], then 10 ** (log_low + (u + 1) * 0.5 * log_span); same operations, same order). */
+void stepgym_from_unit_each(size_t n, const double* unit, double log_low, double log_span,
+                            double* out) {
+    for (size_t i = 0; i < n; i++) {
+        const double u = py_min(1.0, py_max(-1.0, unit[i]));
+        out[i] = pow(10.0, log_low + (u + 1.0) * 0.5 * log_span);
+    }
 }
 
 /* out[i] = pow(base, x[i]), as Python's base ** x for finite floats. */

@@ -4,38 +4,47 @@ The vector environment (:mod:`stepgym.envs.vector_three_body`) hands :class:`Rul
 addresses of its copies' simulations and one request row per copy (the same request
 :meth:`~stepgym.integrators.rebound_backend.ReboundPropagator.advance_rule_to` builds); one
 call of ``stepgym_batch_advance`` (``batch.c``) then runs each copy's compiled advance from
-``step_rules.c`` and reads back, per copy, what the environment needs after a decision:
+``step_rules.c`` and writes, per copy, what the environment records after a decision into
+the rows of ``out`` (row k holds the copies' values of quantity k, so a row is an array the
+environment's records can use in place):
 
-======  ==============================================================================
-column  meaning
-======  ==============================================================================
-code    step_rules' result code (``DONE``, ``BUDGET``, ...) or a positive REBOUND status
-steps   integrator steps taken
-evals   force evaluations (counted by the force counter, or steps x evaluations per step)
-stop    the budget counter's stopped flag
-t       simulated time
-dt      REBOUND's ``dt_last_done``
-energy  total energy (``reb_simulation_energy``)
-t_dyn   t_dyn, the smallest pair free-fall time (the observation's)
-sep     the smallest pair distance
-msgs    1 if REBOUND's message queue exists (the caller drains it in Python)
-wall    wall-clock seconds of the copy's advance
-error   relative energy error ``|E - E0| / |E0|`` against ``energy0`` (inf if not finite)
-logerr  its log10 floored at ``error_floor``, 300 if not finite (``records.log_error``)
-adv     1 if the clock advanced (slice mode: or had already passed the request's t_end)
-flag    1 if the decision may end the episode or needs Python: a status other than DONE,
-        a budget stop, messages, a non-finite clock, the error above ``error_limit``, no
-        advance, ``t >= horizon_mark`` (a superset; the caller decides)
-======  ==============================================================================
+===========  =========================================================================
+row          meaning
+===========  =========================================================================
+CODE         step_rules' result code (``DONE``, ``BUDGET``, ...) or a REBOUND status
+STEPS        integrator steps taken
+EVALS        force evaluations (counted by the force counter, or steps x per step)
+STOPPED      the budget counter's stopped flag
+T, DT_LAST   simulated time, REBOUND's ``dt_last_done``
+ENERGY       total energy (``reb_simulation_energy``)
+T_DYN        t_dyn, the smallest pair free-fall time (the observation's)
+MIN_SEP      the smallest pair distance
+MESSAGES     1 if REBOUND's message queue exists (the caller drains it in Python)
+WALL         wall-clock seconds of the copy's advance
+ERROR        relative energy error ``|E - E0| / |E0|`` against ``energy0`` (inf if not finite)
+LOG_ERROR    its log10 floored at ``error_floor``, 300 if not finite (``records.log_error``)
+ADVANCED     1 if the clock advanced (slice mode: or had already passed the request's t_end)
+UNUSUAL      1 if the decision may end the episode or needs Python: a status other than
+             DONE, a budget stop, messages, a non-finite clock, the error above
+             ``error_limit``, no advance, ``t >= horizon_mark`` (a superset; the caller
+             decides)
+LOG_BEFORE   LOG_ERROR before the advance; DELTA: LOG_ERROR - LOG_BEFORE
+LAST_ACTION  the request's value as a unit action (``LogActionMap.to_unit``)
+PROGRESS     ``min(1, t / horizon)``
+COST, ...    evaluations, steps and wall seconds since reset (COST, STEPS_TOTAL,
+             WALL_TOTAL: accumulated, set them at reset)
+===========  =========================================================================
 
-:func:`log10_each` and :func:`pow_each` apply libm's ``log10`` and ``pow`` over arrays, the
-functions Python's ``math.log10`` and ``**`` call, so batched features and rewards give the
-single environment's bits (NumPy's SIMD versions can differ in the last bit).
+The records are the single environment's arithmetic (``ThreeBodyEnv._advance``), the same
+operations in the same order, so they are its bits. :func:`log10_each` and :func:`pow_each`
+apply libm's ``log10`` and ``pow`` over arrays, the functions Python's ``math.log10`` and
+``**`` call (NumPy's SIMD versions can differ in the last bit).
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,10 +55,11 @@ from stepgym.integrators.force_counter import COUNTER_FIELDS
 from stepgym.integrators.native import build_library, function_address
 from stepgym.integrators.step_rules import _RHO_T_HEADER, REQUEST_SIZE, _offsets
 
-OUT_SIZE = 15
-"""Doubles per copy in the output rows (the table above)."""
+OUT_SIZE = 22
+"""Rows of ``out`` (the table above)."""
 CODE, STEPS, EVALS, STOPPED, T, DT_LAST, ENERGY, T_DYN, MIN_SEP, MESSAGES, WALL = range(11)
-ERROR, LOG_ERROR, ADVANCED, UNUSUAL = range(11, OUT_SIZE)
+ERROR, LOG_ERROR, ADVANCED, UNUSUAL, LOG_BEFORE, DELTA, LAST_ACTION, PROGRESS = range(11, 19)
+COST, STEPS_TOTAL, WALL_TOTAL = range(19, OUT_SIZE)
 
 _SOURCE = Path(__file__).with_name("batch.c")
 _RULES_SOURCE = Path(__file__).with_name("step_rules.c")
@@ -85,6 +95,13 @@ def load_batch_library() -> Any | None:
     library.stepgym_batch_advance.argtypes = [ctypes.c_size_t] + [ctypes.c_void_p] * 8
     library.stepgym_batch_advance.restype = None
     library.stepgym_log10_each.argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+    library.stepgym_from_unit_each.argtypes = [
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+        ctypes.c_double,
+        ctypes.c_double,
+        ctypes.c_void_p,
+    ]
     library.stepgym_pow_each.argtypes = [
         ctypes.c_size_t,
         ctypes.c_double,
@@ -104,20 +121,54 @@ def _library() -> Any:
     return library
 
 
+class _Scratch:
+    """Input and output buffers of one length with their addresses, reused call to call (an
+    array's ``.ctypes.data`` costs more than the elementwise call itself at these sizes)."""
+
+    __slots__ = ("address_in", "address_out", "x", "y")
+
+    def __init__(self, n: int) -> None:
+        self.x, self.y = np.empty(n), np.empty(n)
+        self.address_in, self.address_out = self.x.ctypes.data, self.y.ctypes.data
+
+
+_SCRATCH: dict[int, _Scratch] = {}
+
+
+def _scratch(values: np.ndarray) -> _Scratch:
+    n = values.size
+    scratch = _SCRATCH.get(n)
+    if scratch is None:
+        scratch = _SCRATCH[n] = _Scratch(n)
+    np.copyto(scratch.x, values.reshape(-1), casting="unsafe")
+    return scratch
+
+
 def log10_each(values: np.ndarray) -> np.ndarray:
-    """libm's log10 of each positive entry (-inf for the others, NaN included), float64."""
-    x = np.ascontiguousarray(values, dtype=np.float64)
-    out = np.empty_like(x)
-    _library().stepgym_log10_each(x.size, x.ctypes.data, out.ctypes.data)
-    return out
+    """libm's log10 of each positive entry (-inf for the others, NaN included), float64,
+    flattened."""
+    scratch = _scratch(values)
+    _library().stepgym_log10_each(values.size, scratch.address_in, scratch.address_out)
+    return scratch.y.copy()
 
 
 def pow_each(base: float, exponents: np.ndarray) -> np.ndarray:
-    """libm's ``pow(base, x)`` of each entry, float64 (Python's ``base ** x``)."""
-    x = np.ascontiguousarray(exponents, dtype=np.float64)
-    out = np.empty_like(x)
-    _library().stepgym_pow_each(x.size, base, x.ctypes.data, out.ctypes.data)
-    return out
+    """libm's ``pow(base, x)`` of each entry, float64 (Python's ``base ** x``), flattened."""
+    scratch = _scratch(exponents)
+    _library().stepgym_pow_each(exponents.size, base, scratch.address_in, scratch.address_out)
+    return scratch.y.copy()
+
+
+def from_unit_each(units: np.ndarray, setting_range: tuple[float, float]) -> np.ndarray:
+    """``LogActionMap.from_unit`` of each continuous action in ``units`` onto
+    ``setting_range`` (clipped to [-1, 1]; libm's pow), float64, flattened."""
+    log_low = math.log10(setting_range[0])
+    log_span = math.log10(setting_range[1]) - log_low
+    scratch = _scratch(units)
+    _library().stepgym_from_unit_each(
+        units.size, scratch.address_in, log_low, log_span, scratch.address_out
+    )
+    return scratch.y.copy()
 
 
 class RuleBatch:
@@ -125,8 +176,9 @@ class RuleBatch:
 
     Fill ``sims`` (simulation addresses; 0 leaves a copy out), ``requests`` (one
     ``step_rules`` request row per copy), ``caps`` (BS's ``max_dt`` address or 0),
-    ``energy0`` (each copy's energy at reset), then
-    :meth:`run`; results land in ``out`` (``n x OUT_SIZE``, columns named above).
+    ``energy0`` (each copy's energy at reset) and, at a copy's reset, its LOG_ERROR and
+    accumulated rows; call :meth:`set_limits` once, then :meth:`run`; results land in
+    ``out`` (``OUT_SIZE x n``, rows named above).
     """
 
     def __init__(self, n: int) -> None:
@@ -136,42 +188,47 @@ class RuleBatch:
         self.requests = np.zeros((n, REQUEST_SIZE), dtype=np.float64)
         self.counters = np.zeros((n, COUNTER_FIELDS), dtype=np.float64)
         self.caps = np.zeros(n, dtype=np.uint64)
-        self.params = np.zeros(5, dtype=np.float64)
+        self.params = np.zeros(8, dtype=np.float64)
         self.energy0 = np.ones(n, dtype=np.float64)
-        self.out = np.zeros((n, OUT_SIZE), dtype=np.float64)
+        self.out = np.zeros((OUT_SIZE, n), dtype=np.float64)
         self._advance = self.library.stepgym_batch_advance
         self._addresses = tuple(
             a.ctypes.data for a in (self.sims, self.requests, self.counters, self.caps)
         )
+        self._tail = (self.params.ctypes.data, self.energy0.ctypes.data, self.out.ctypes.data)
 
     def set_limits(
         self,
-        max_evaluations: float,
-        max_wall_time: float,
+        budget: tuple[float, float],
         error_floor: float,
         error_limit: float,
-        horizon_mark: float,
+        horizon: float,
+        setting_range: tuple[float, float],
     ) -> None:
-        """The per-advance budget, the floor of the logged energy error, and the energy error
-        and time that flag a copy (``flag`` column)."""
-        self.params[:] = (max_evaluations, max_wall_time, error_floor, error_limit, horizon_mark)
+        """The per-advance budget (evaluations, wall seconds), the floor of the logged energy
+        error, the energy error that flags a copy (UNUSUAL), the horizon (PROGRESS; a time
+        within round-off of it flags a copy) and the setting range (LAST_ACTION)."""
+        log_low = math.log10(setting_range[0])
+        self.params[:] = (
+            *budget,
+            error_floor,
+            error_limit,
+            horizon * (1.0 - 1e-12),  # the env's test for a decision at the horizon
+            horizon,
+            log_low,
+            math.log10(setting_range[1]) - log_low,  # as LogActionMap computes its span
+        )
 
     def run(self, scale_address: int) -> None:
         """Advance every copy whose ``sims`` entry is set, with the rule at ``scale_address``
         (a ``double rule(const char* sim)``) and the limits of :meth:`set_limits`."""
-        self._advance(
-            self.n,
-            *self._addresses,
-            scale_address,
-            self.params.ctypes.data,
-            self.energy0.ctypes.data,
-            self.out.ctypes.data,
-        )
+        self._advance(self.n, *self._addresses, scale_address, *self._tail)
 
 
 __all__ = [
     "OUT_SIZE",
     "RuleBatch",
+    "from_unit_each",
     "load_batch_library",
     "log10_each",
     "pow_each",

@@ -36,6 +36,8 @@ def _py_min(first: np.ndarray | float, second: np.ndarray) -> np.ndarray:
 
 def _charged_total(b: ThreeBodyBatch) -> np.ndarray:
     after = _py_max(b.total_evaluations, 1.0)
+    if not b.failed.any():
+        return after
     projected = after / _py_min(1.0, _py_max(b.progress, MIN_PROGRESS))
     return np.where(b.failed, projected, after)
 

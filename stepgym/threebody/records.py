@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,6 +144,9 @@ _BATCHED_STATE_FIELDS = (
     "cost_weight",
 )
 """The scalar fields of ThreeBodyState that ThreeBodyBatch keeps as arrays."""
+_BATCHED_TRANSITION_FIELDS = ("log_error_before", "evaluations", "total_evaluations", "setting")
+"""The other float fields of ThreeBodyTransition (the rest are state fields, the decision,
+the end reason)."""
 
 
 def _zeros(n: int) -> np.ndarray:
@@ -178,6 +181,10 @@ class ThreeBodyBatch:
         "total_evaluations",
     )
 
+    log_error_before: np.ndarray
+    evaluations: np.ndarray
+    total_evaluations: np.ndarray
+    setting: np.ndarray
     t: np.ndarray
     energy_error: np.ndarray
     log_energy_error: np.ndarray
@@ -189,14 +196,14 @@ class ThreeBodyBatch:
     last_action: np.ndarray
     cost_weight: np.ndarray
 
-    def __init__(self, n: int) -> None:
-        for name in _BATCHED_STATE_FIELDS:  # the state the features read, as ThreeBodyState
-            setattr(self, name, _zeros(n))
-        # the rest of the transition (what the reward terms read), as in ThreeBodyTransition
-        self.log_error_before = _zeros(n)
-        self.evaluations = _zeros(n)
-        self.total_evaluations = _zeros(n)
-        self.setting = _zeros(n)
+    def __init__(self, n: int, arrays: Mapping[str, np.ndarray] | None = None) -> None:
+        """``arrays``: float64 arrays of length n to use for some fields (e.g. rows a compiled
+        loop writes); the other fields start at zero."""
+        given = dict(arrays or {})
+        for name in (*_BATCHED_STATE_FIELDS, *_BATCHED_TRANSITION_FIELDS):
+            setattr(self, name, given.pop(name) if name in given else _zeros(n))
+        if given:
+            raise ValueError(f"ThreeBodyBatch has no float fields {sorted(given)}.")
         self.decision = np.zeros(n, dtype=np.int64)
         self.end_reason = np.full(n, None, dtype=object)
         """Why each copy's episode ended in its latest decision (None: it goes on)."""
