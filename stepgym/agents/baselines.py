@@ -174,57 +174,51 @@ class BaselineSpec:
 
 BASELINES: Registry[BaselineSpec] = Registry("baseline")
 
+
+def _add_constant(name: str, doc: str, domain: str, parameter: str, **env_overrides: Any) -> None:
+    """Register a baseline that holds one setting (``parameter``) for the whole episode."""
+    spec = BaselineSpec(
+        ConstantSetting, doc, domain, parameter=parameter, env_overrides=env_overrides
+    )
+    BASELINES.add(name, spec)
+
+
 # -- three-body ------------------------------------------------------------------------------
-BASELINES.add(
+_add_constant(
     "fixed",
-    BaselineSpec(
-        ConstantSetting,
-        "one fixed setting (step or accuracy parameter) for the whole run",
-        "three_body",
-        parameter="setting",
-        env_overrides={"step_mode": "raw"},
-    ),
+    "one fixed setting (step or accuracy parameter) for the whole run",
+    "three_body",
+    "setting",
+    step_mode="raw",
 )
-BASELINES.add(
+_add_constant(
     "timescale",
-    BaselineSpec(
-        ConstantSetting,
-        "timescale rule: step = eta x dynamical timescale (constant eta)",
-        "three_body",
-        parameter="eta",
-        env_overrides={"step_mode": "timescale"},
-    ),
+    "timescale rule: step = eta x dynamical timescale (constant eta)",
+    "three_body",
+    "eta",
+    step_mode="timescale",
 )
-BASELINES.add(
+_add_constant(
     "radius",
-    BaselineSpec(
-        ConstantSetting,
-        "radius rule: step = r x rho_t (constant r), rho_t the distance to the nearest "
-        "complex-time collision of a Kepler pair",
-        "three_body",
-        parameter="r",
-        env_overrides={"step_mode": "radius"},
-    ),
+    "radius rule: step = r x rho_t (constant r), rho_t the distance to the nearest "
+    "complex-time collision of a Kepler pair",
+    "three_body",
+    "r",
+    step_mode="radius",
 )
-BASELINES.add(
+_add_constant(
     "jerk",
-    BaselineSpec(
-        ConstantSetting,
-        "jerk/snap timescale rule: step = eta x min_i sqrt(2|a|^2 / (|jerk|^2 + |a||snap|))",
-        "three_body",
-        parameter="eta",
-        env_overrides={"step_mode": "jerk"},
-    ),
+    "jerk/snap timescale rule: step = eta x min_i sqrt(2|a|^2 / (|jerk|^2 + |a||snap|))",
+    "three_body",
+    "eta",
+    step_mode="jerk",
 )
-BASELINES.add(
+_add_constant(
     "crossing",
-    BaselineSpec(
-        ConstantSetting,
-        "crossing-time rule: step = eta x min(t_dyn, min_ij r_ij / v_ij)",
-        "three_body",
-        parameter="eta",
-        env_overrides={"step_mode": "crossing"},
-    ),
+    "crossing-time rule: step = eta x min(t_dyn, min_ij r_ij / v_ij)",
+    "three_body",
+    "eta",
+    step_mode="crossing",
 )
 BASELINES.add(
     "ias15",
@@ -247,16 +241,7 @@ BASELINES.add(
     ),
 )
 # -- cross-entropy ---------------------------------------------------------------------------
-BASELINES.add(
-    "fixed_lr",
-    BaselineSpec(
-        ConstantSetting,
-        "fixed learning rate",
-        "cross_entropy",
-        parameter="lr",
-        env_overrides={"action": "continuous"},
-    ),
-)
+_add_constant("fixed_lr", "fixed learning rate", "cross_entropy", "lr", action="continuous")
 BASELINES.add(
     "cosine",
     BaselineSpec(
@@ -267,25 +252,21 @@ BASELINES.add(
         env_overrides={"action": "continuous"},
     ),
 )
-BASELINES.add(
+_add_constant(
     "grad_clip",
-    BaselineSpec(
-        ConstantSetting,
-        "fixed learning rate with the gradient norm clipped to 1",
-        "cross_entropy",
-        parameter="lr",
-        env_overrides={"action": "continuous", "grad_clip": 1.0},
-    ),
+    "fixed learning rate with the gradient norm clipped to 1",
+    "cross_entropy",
+    "lr",
+    action="continuous",
+    grad_clip=1.0,
 )
-BASELINES.add(
+_add_constant(
     "rho_cap",
-    BaselineSpec(
-        ConstantSetting,
-        "fixed learning rate with the update capped at rho_a (Prop 5.2)",
-        "cross_entropy",
-        parameter="lr",
-        env_overrides={"action": "continuous", "update_cap": "rho_a"},
-    ),
+    "fixed learning rate with the update capped at rho_a (Prop 5.2)",
+    "cross_entropy",
+    "lr",
+    action="continuous",
+    update_cap="rho_a",
 )
 BASELINES.add(
     "rho_set",
@@ -298,15 +279,13 @@ BASELINES.add(
         env_overrides={"action": "radius"},
     ),
 )
-BASELINES.add(
+_add_constant(
     "ngd",
-    BaselineSpec(
-        ConstantSetting,
-        "normalised gradient descent at a fixed learning rate",
-        "cross_entropy",
-        parameter="lr",
-        env_overrides={"action": "continuous", "optimizer": "ngd"},
-    ),
+    "normalised gradient descent at a fixed learning rate",
+    "cross_entropy",
+    "lr",
+    action="continuous",
+    optimizer="ngd",
 )
 
 

@@ -11,10 +11,10 @@ registered with Gymnasium directly.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from stepgym.crossentropy.evaluation import CROSS_ENTROPY_DOMAIN
+from stepgym.deprecation import deprecated_names
 from stepgym.envs.spec import declares_domain, env_ids, find_env_spec
 from stepgym.episodes import Domain, EpisodeInfos, end_reason
 from stepgym.errors import UnknownNameError, unknown_name_message
@@ -72,16 +72,16 @@ def domain_for(env_id: str) -> Domain:
     return DOMAINS.get(env_id)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "THREE_BODY_FAILURES":
-        warnings.warn(
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "THREE_BODY_FAILURES": (
             "THREE_BODY_FAILURES is deprecated: use "
             "stepgym.threebody.evaluation.END_REASONS.failure.",
-            DeprecationWarning,
-            stacklevel=2,
+            lambda: FAILURE_REASONS,
         )
-        return FAILURE_REASONS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    },
+)
 
 
 __all__ = [

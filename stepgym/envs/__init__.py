@@ -10,9 +10,7 @@ vector env (:mod:`stepgym.envs.vector`) instead of Gymnasium's SyncVectorEnv.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
+from stepgym.deprecation import deprecated_names
 from stepgym.envs.spec import (
     EnvSpec,
     env_ids,
@@ -24,18 +22,20 @@ from stepgym.envs.spec import (
 from stepgym.episodes import Domain, EndReasons
 
 
-def __getattr__(name: str) -> Any:
-    if name == "ENV_SPECS":
-        warnings.warn(
+def _env_spec_tuples() -> list[tuple[str, str, int | None, str | None]]:
+    return [(s.id, s.entry_point, s.max_episode_steps, s.vector_entry_point) for s in env_specs()]
+
+
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "ENV_SPECS": (
             "stepgym.envs.ENV_SPECS is deprecated: each environment module declares an "
             "ENV_SPEC; use stepgym.envs.env_specs() (or env_ids()) instead.",
-            DeprecationWarning,
-            stacklevel=2,
+            _env_spec_tuples,
         )
-        return [
-            (s.id, s.entry_point, s.max_episode_steps, s.vector_entry_point) for s in env_specs()
-        ]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    },
+)
 
 
 __all__ = [

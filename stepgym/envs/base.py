@@ -22,7 +22,6 @@ its ``ENV_SPEC`` (:mod:`stepgym.envs.spec`).
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -30,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 from stepgym.actions import InvalidActionError, LogActionMap
+from stepgym.deprecation import deprecated_names
 from stepgym.episodes import INVALID_ACTION, EndReasons
 from stepgym.errors import ConfigError, StepGymError
 from stepgym.features import FeatureSet
@@ -46,16 +46,16 @@ DEFAULT_END_REASONS = EndReasons(
 """End reasons of a subclass that declares none: "horizon" and "step_budget" truncate."""
 
 
-def __getattr__(name: str) -> Any:
-    if name == "TRUNCATION_REASONS":
-        warnings.warn(
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "TRUNCATION_REASONS": (
             "stepgym.envs.base.TRUNCATION_REASONS is deprecated: each environment declares its "
             "own; read env.unwrapped.end_reasons.truncation.",
-            DeprecationWarning,
-            stacklevel=2,
+            lambda: DEFAULT_END_REASONS.truncation,
         )
-        return DEFAULT_END_REASONS.truncation
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    },
+)
 
 
 class ResetNeeded(StepGymError, RuntimeError):
@@ -129,6 +129,9 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         """An (H, W, 3) uint8 picture of the episode so far, from its trace points."""
         raise NotImplementedError
 
+    def _close_process(self) -> None:
+        """Release what the process holds (a simulation, a training run); optional."""
+
     # -- rendering ----------------------------------------------------------------------------
     def _set_render_mode(self, render_mode: str | None) -> None:
         """Accept ``render_mode`` if ``metadata`` lists it (None: no rendering)."""
@@ -159,6 +162,12 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         return self._render_frame(trace)
 
     # -- Gymnasium API ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the process; step() then asks for reset() instead of reading freed state."""
+        self._close_process()
+        self._state = None
+        super().close()
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -211,12 +211,10 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
             raise RuntimeError("the environment has no training run; call reset() first.")
         return self.trainer
 
-    def close(self) -> None:
+    def _close_process(self) -> None:
         if self.trainer is not None:
             self.trainer.close()
             self.trainer = None
-        self._state = None  # step() now asks for reset()
-        super().close()
 
 
 ENV_SPEC = EnvSpec(

@@ -3,18 +3,17 @@
 Every environment module ``stepgym/envs/<name>.py`` ends with one declaration::
 
     ENV_SPEC = EnvSpec(
-        id="stepgym/ThreeBody-v0",
-        entry_point="stepgym.envs.three_body:ThreeBodyEnv",
-        end_reasons=END_REASONS,
-        domain=THREE_BODY_DOMAIN,
-        vector_entry_point="stepgym.envs.vector:three_body_vector",
-    )
+        id="stepgym/MyProblem-v0",
+        entry_point="stepgym.envs.my_problem:MyProblemEnv",
+        end_reasons=END_REASONS,  # terminal, truncation and failure reasons
+        domain=MY_PROBLEM_DOMAIN,  # how evaluation and transfer score an episode
+    )  # optional: max_episode_steps=..., vector_entry_point="module:function"
 
 :func:`register_all` (run by ``import stepgym``) finds the modules of this package that declare
-an ``ENV_SPEC`` and registers each id with Gymnasium. It reads the four Gymnasium fields from
-the module's source, which is why they must be written as literals, so that ``import stepgym``
-does not import PyTorch or REBOUND; the module is imported when its spec is first asked for
-(:func:`env_spec`) or when Gymnasium builds the env.
+an ``ENV_SPEC`` and registers each id with Gymnasium. It reads the four Gymnasium fields (and
+whether a domain is named) from the module's source, which is why they must be written as
+literals, so that ``import stepgym`` does not import PyTorch or REBOUND; the module is imported
+when its spec is first asked for (:func:`env_spec`) or when Gymnasium builds the env.
 
 An environment outside this package registers itself with ``register_env(ENV_SPEC)`` at the
 end of its module, or through the ``stepgym.envs`` entry-point group (an entry point naming an

@@ -362,10 +362,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         label = setting_label(cfg.step_mode, cfg.residual_rule, raw)
         return render_orbits(trace, (self.action_map.low, self.action_map.high), label)
 
-    def close(self) -> None:
+    def _close_process(self) -> None:
         self.propagator.release()
-        self._state = None  # step() now asks for reset() instead of reading a freed simulation
-        super().close()
 
 
 ENV_SPEC = EnvSpec(

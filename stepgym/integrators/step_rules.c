@@ -52,49 +52,46 @@ static const double* particle(const char* sim, size_t i) {
 #define PV(p) ((p)[P_VX / 8])
 #define PM(p) ((p)[P_M / 8])
 
-/* A pair's squared free-fall time r^3 / (G (m_a + m_b)), with r^2 written to *r2: the pair
- * arithmetic every pair rule shares (same operations, same order as the Python references). */
-static inline double pair_t2(const double* a, const double* b, double G, double* r2) {
-    const double dx = (&PX(a))[0] - (&PX(b))[0];
-    const double dy = (&PX(a))[1] - (&PX(b))[1];
-    const double dz = (&PX(a))[2] - (&PX(b))[2];
-    *r2 = dx * dx + dy * dy + dz * dz;
-    return *r2 * sqrt(*r2) / (G * (PM(a) + PM(b)));
+/* |a - b|^2 of two 3-vectors, summed in x, y, z order (as timescales._distance2). */
+static inline double distance2(const double* a, const double* b) {
+    const double dx = a[0] - b[0];
+    const double dy = a[1] - b[1];
+    const double dz = a[2] - b[2];
+    return dx * dx + dy * dy + dz * dz;
 }
 
-/* t_dyn = min over pairs of sqrt(r^3 / (G (m_i + m_j))), as ParticleView.timescale. */
-double stepgym_rule_timescale(const char* sim) {
+/* Over pairs, the smallest squared free-fall time r^3 / (G (m_i + m_j)) and the smallest
+ * squared distance: the pair arithmetic the timescale, observation and crossing share
+ * (same operations, same order as the Python references). */
+static inline void pair_minima(const char* sim, double* t2_min, double* r2_min) {
     const size_t n = AT(sim, size_t, SIM_N);
     const double G = AT(sim, double, SIM_G);
-    double t2_min = INFINITY;
+    *t2_min = INFINITY;
+    *r2_min = INFINITY;
     for (size_t i = 0; i < n; i++) {
         const double* a = particle(sim, i);
         for (size_t j = i + 1; j < n; j++) {
             const double* b = particle(sim, j);
-            double r2;
-            const double t2 = pair_t2(a, b, G, &r2);
-            if (t2 < t2_min) t2_min = t2;
+            const double r2 = distance2(&PX(a), &PX(b));
+            const double t2 = r2 * sqrt(r2) / (G * (PM(a) + PM(b)));
+            if (t2 < *t2_min) *t2_min = t2;
+            if (r2 < *r2_min) *r2_min = r2;
         }
     }
+}
+
+/* t_dyn = min over pairs of sqrt(r^3 / (G (m_i + m_j))), as ParticleView.timescale. */
+double stepgym_rule_timescale(const char* sim) {
+    double t2_min, r2_min;
+    pair_minima(sim, &t2_min, &r2_min);
     return sqrt(t2_min);
 }
 
 /* Observation: out[0] = t_dyn, out[1] = smallest pair distance (ParticleView's
  * timescale_and_separation, same arithmetic). */
 void stepgym_timescale_and_separation(const char* sim, double* out) {
-    const size_t n = AT(sim, size_t, SIM_N);
-    const double G = AT(sim, double, SIM_G);
-    double t2_min = INFINITY, r2_min = INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        const double* a = particle(sim, i);
-        for (size_t j = i + 1; j < n; j++) {
-            const double* b = particle(sim, j);
-            double r2;
-            const double t2 = pair_t2(a, b, G, &r2);
-            if (t2 < t2_min) t2_min = t2;
-            if (r2 < r2_min) r2_min = r2;
-        }
-    }
+    double t2_min, r2_min;
+    pair_minima(sim, &t2_min, &r2_min);
     out[0] = sqrt(t2_min);
     out[1] = sqrt(r2_min);
 }
@@ -102,21 +99,15 @@ void stepgym_timescale_and_separation(const char* sim, double* out) {
 /* Crossing time: min(t_dyn, min over pairs of r_ij / |v_ij|), as timescales.crossing_timescale. */
 double stepgym_rule_crossing(const char* sim) {
     const size_t n = AT(sim, size_t, SIM_N);
-    const double G = AT(sim, double, SIM_G);
-    double t2_min = INFINITY;
+    double t2_min, r2_min;
+    pair_minima(sim, &t2_min, &r2_min);
     for (size_t i = 0; i < n; i++) {
         const double* a = particle(sim, i);
         for (size_t j = i + 1; j < n; j++) {
             const double* b = particle(sim, j);
-            const double dvx = (&PV(a))[0] - (&PV(b))[0];
-            const double dvy = (&PV(a))[1] - (&PV(b))[1];
-            const double dvz = (&PV(a))[2] - (&PV(b))[2];
-            const double v2 = dvx * dvx + dvy * dvy + dvz * dvz;
-            double r2;
-            const double t2 = pair_t2(a, b, G, &r2);
-            if (t2 < t2_min) t2_min = t2;
+            const double v2 = distance2(&PV(a), &PV(b));
             if (v2 > 0.0) {
-                const double c2 = r2 / v2;
+                const double c2 = distance2(&PX(a), &PX(b)) / v2;
                 if (c2 < t2_min) t2_min = c2;
             }
         }
@@ -125,6 +116,24 @@ double stepgym_rule_crossing(const char* sim) {
 }
 
 #define SG_MAX_BODIES 64
+/* A pair's r = x_j - x_i, w = v_j - v_i, r^2, 1 / r^3 and alpha = r.w / r^2: what both
+ * passes of sg_derivatives start from (as timescales._pair). */
+typedef struct {
+    double r[3], w[3], r2, inv3, alpha;
+} sg_pair;
+
+static inline sg_pair sg_pair_of(const double* pi, const double* pj) {
+    sg_pair p;
+    for (int k = 0; k < 3; k++) {
+        p.r[k] = (&PX(pj))[k] - (&PX(pi))[k];
+        p.w[k] = (&PV(pj))[k] - (&PV(pi))[k];
+    }
+    p.r2 = p.r[0] * p.r[0] + p.r[1] * p.r[1] + p.r[2] * p.r[2];
+    p.inv3 = 1.0 / (p.r2 * sqrt(p.r2));
+    p.alpha = (p.r[0] * p.w[0] + p.r[1] * p.w[1] + p.r[2] * p.w[2]) / p.r2;
+    return p;
+}
+
 /* Accelerations, jerks and snaps of every body (Hermite derivatives), as
  * timescales._derivatives: same operations, same order. */
 static void sg_derivatives(const char* sim, size_t n, double G, double (*acc)[3],
@@ -135,18 +144,11 @@ static void sg_derivatives(const char* sim, size_t n, double G, double (*acc)[3]
         const double* pi = particle(sim, i);
         for (size_t j = i + 1; j < n; j++) {
             const double* pj = particle(sim, j);
-            double r[3], w[3];
-            for (int k = 0; k < 3; k++) {
-                r[k] = (&PX(pj))[k] - (&PX(pi))[k];
-                w[k] = (&PV(pj))[k] - (&PV(pi))[k];
-            }
-            const double r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
-            const double inv3 = 1.0 / (r2 * sqrt(r2));
-            const double alpha = (r[0] * w[0] + r[1] * w[1] + r[2] * w[2]) / r2;
+            const sg_pair p = sg_pair_of(pi, pj);
             const double gi = G * PM(pj), gj = G * PM(pi);
             for (int k = 0; k < 3; k++) {
-                const double a_k = r[k] * inv3;
-                const double j_k = w[k] * inv3 - 3.0 * alpha * a_k;
+                const double a_k = p.r[k] * p.inv3;
+                const double j_k = p.w[k] * p.inv3 - 3.0 * p.alpha * a_k;
                 acc[i][k] += gi * a_k;
                 acc[j][k] -= gj * a_k;
                 jerk[i][k] += gi * j_k;
@@ -158,23 +160,19 @@ static void sg_derivatives(const char* sim, size_t n, double G, double (*acc)[3]
         const double* pi = particle(sim, i);
         for (size_t j = i + 1; j < n; j++) {
             const double* pj = particle(sim, j);
-            double r[3], w[3], da[3];
-            for (int k = 0; k < 3; k++) {
-                r[k] = (&PX(pj))[k] - (&PX(pi))[k];
-                w[k] = (&PV(pj))[k] - (&PV(pi))[k];
-                da[k] = acc[j][k] - acc[i][k];
-            }
-            const double r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
-            const double inv3 = 1.0 / (r2 * sqrt(r2));
-            const double alpha = (r[0] * w[0] + r[1] * w[1] + r[2] * w[2]) / r2;
+            const sg_pair p = sg_pair_of(pi, pj);
+            double da[3];
+            for (int k = 0; k < 3; k++) da[k] = acc[j][k] - acc[i][k];
+            const double* r = p.r;
+            const double* w = p.w;
             const double beta = ((w[0] * w[0] + w[1] * w[1] + w[2] * w[2]) +
-                                 (r[0] * da[0] + r[1] * da[1] + r[2] * da[2])) / r2 +
-                                alpha * alpha;
+                                 (r[0] * da[0] + r[1] * da[1] + r[2] * da[2])) / p.r2 +
+                                p.alpha * p.alpha;
             const double gi = G * PM(pj), gj = G * PM(pi);
             for (int k = 0; k < 3; k++) {
-                const double a_k = r[k] * inv3;
-                const double j_k = w[k] * inv3 - 3.0 * alpha * a_k;
-                const double s_k = da[k] * inv3 - 6.0 * alpha * j_k - 3.0 * beta * a_k;
+                const double a_k = r[k] * p.inv3;
+                const double j_k = w[k] * p.inv3 - 3.0 * p.alpha * a_k;
+                const double s_k = da[k] * p.inv3 - 6.0 * p.alpha * j_k - 3.0 * beta * a_k;
                 snap[i][k] += gi * s_k;
                 snap[j][k] -= gj * s_k;
             }

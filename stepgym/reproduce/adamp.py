@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from stepgym.crossentropy.models import ModelSpec, build_model
 from stepgym.reproduce import _line
-from stepgym.reproduce.base import Context, Outcome, register
+from stepgym.reproduce.base import Context, Outcome, figure_axes, register, save_figure
 
 REFERENCE_NORMS = {0.0: 1.055, 0.9: 4.71, 0.99: 40.3}
 
@@ -85,12 +85,7 @@ def bn_run(optimizer_name: str, seed: int, steps: int, lr: float = 1e-3) -> dict
 
 
 def _plot(toy: dict[tuple[float, bool], list[float]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 3.5))
+    figure, axes = figure_axes((5, 3.5))
     momenta = sorted({m for m, _ in toy})
     for project, marker in ((False, "o"), (True, "s")):
         axes.plot(
@@ -101,12 +96,7 @@ def _plot(toy: dict[tuple[float, bool], list[float]], path: Path) -> Path:
         )
     axes.plot(list(REFERENCE_NORMS), list(REFERENCE_NORMS.values()), "k+", ms=12, label="reference")
     axes.set(yscale="log", xlabel="momentum", ylabel="‖w‖ after 200 steps")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, legend_size=8)
 
 
 @register("adamp", "norm growth of scale-invariant weights under momentum, with/without projection")

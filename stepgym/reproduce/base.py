@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stepgym.registry import Registry
 
@@ -161,3 +162,24 @@ def run_target(name: str, context: Context) -> ReproduceResult:
         files["plot"] = outcome.plot
     logger.info("reproduce %s: %.0f s, report %s", name, seconds, path)
     return ReproduceResult(text, files, outcome, seconds)
+
+
+def figure_axes(figsize: tuple[float, float], ncols: int = 1) -> tuple[Any, Any]:
+    """A bare matplotlib ``Figure`` and its axes (``ncols`` side by side): drawn with its own
+    Agg canvas when saved, so no pyplot state and no global backend switch."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(1, ncols)
+
+
+def save_figure(figure: Any, path: Path, legend_size: float | None = None) -> Path:
+    """Grid every axes (log-friendly), add the legends (``legend_size``; None: none), lay out
+    and save ``figure`` to ``path`` at 110 dpi."""
+    for axes in figure.axes:
+        axes.grid(True, which="both", alpha=0.3)
+        if legend_size is not None:
+            axes.legend(fontsize=legend_size)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path

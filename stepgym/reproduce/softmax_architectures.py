@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from stepgym.reproduce import _line
-from stepgym.reproduce.base import Context, Outcome, register
+from stepgym.reproduce.base import Context, Outcome, figure_axes, register, save_figure
 
 MODELS = ("linear", "mlp", "cnn", "mlp_layernorm", "cnn_batchnorm", "transformer")
 
@@ -48,12 +48,7 @@ def measure(name: str, seed: int, steps: int, ratios: np.ndarray) -> dict[str, f
 def _plot(
     curves: dict[str, list[float]], bases: dict[str, float], ratios: np.ndarray, path: Path
 ) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = figure_axes((6, 4))
     for name, losses in curves.items():
         axes.plot(ratios, np.asarray(losses) / bases[name], marker=".", label=name)
     axes.axvline(1.0, color="grey", linestyle="--", linewidth=1)
@@ -65,12 +60,7 @@ def _plot(
         ylabel="training loss after the step / before",
         title="one step along the gradient",
     )
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, legend_size=7)
 
 
 def _join(values: list[float]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stepgym.reproduce import _line
-from stepgym.reproduce.base import Context, Outcome, register
+from stepgym.reproduce.base import Context, Outcome, figure_axes, register, save_figure
 
 PAPER_SPREAD = {"raw tau": 0.992, "r_T": 0.164}
 TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -36,25 +36,15 @@ def onset(
 
 
 def _plot(points: list[tuple[float, float, float]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(8, 3.5), sharey=False)
+    figure, axes = figure_axes((8, 3.5), ncols=2)
     temps = [p[0] for p in points]
     axes[0].plot(temps, [p[1] for p in points], "o")
     axes[0].set(xscale="log", yscale="log", xlabel="temperature T", ylabel="onset in raw tau")
     axes[1].plot(temps, [p[2] for p in points], "o", color="C1")
     axes[1].axhline(1.0, color="grey", linestyle="--", linewidth=1)
     axes[1].set(xscale="log", yscale="log", xlabel="temperature T", ylabel="onset in r_T")
-    for ax in axes:
-        ax.grid(True, which="both", alpha=0.3)
     figure.suptitle("collapse onset against temperature")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 @register("softmax-temperature", "collapse onset against temperature: spread in raw tau vs in r_T")

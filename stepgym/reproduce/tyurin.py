@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stepgym.reproduce.base import Context, Outcome, register
+from stepgym.reproduce.base import Context, Outcome, figure_axes, register, save_figure
 
 PAPER = {
     ("LR+GD", 100.0): 308,
@@ -218,13 +218,8 @@ Why CrossEntropy-v0's linear model gives other counts (the issue quotes 475; 3/3
 
 
 def _plot(context: Context, ours: dict[tuple[str, float], int | None]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     gammas = [g for r, g in RULES if r.startswith("N")]
-    figure, axes = plt.subplots(figsize=(5.5, 4))
+    figure, axes = figure_axes((5.5, 4))
     axes.plot(
         gammas,
         [PAPER[("Normalized LR+GD", g)] for g in gammas],
@@ -248,10 +243,4 @@ def _plot(context: Context, ours: dict[tuple[str, float], int | None]) -> Path:
         ylabel="iterations to separate",
         title="Tyurin worst case, n = 1000",
     )
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path = context.plot_path("tyurin")
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, context.plot_path("tyurin"), legend_size=8)
