@@ -136,7 +136,8 @@ def test_frame_stacked_env_reproduces_vec_frame_stack() -> None:
 
 @pytest.fixture(scope="module")
 def stacked_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train(toy_config(tmp_path_factory.mktemp("stack"), frame_stack=3))
+    # with a reward scale and periodic evaluation: the eval env must be wrapped alike
+    return train(toy_config(tmp_path_factory.mktemp("stack"), frame_stack=3, reward_scale=0.5))
 
 
 def test_stacked_policy_trains_loads_and_evaluates(stacked_run: Path, tmp_path: Path) -> None:
@@ -145,6 +146,7 @@ def test_stacked_policy_trains_loads_and_evaluates(stacked_run: Path, tmp_path: 
     assert policy.model.observation_space.shape == (3 * single,)
     assert policy.vec_normalize is not None
     assert policy.vec_normalize.obs_rms.mean.shape == (3 * single,)
+    assert (stacked_run / "best" / "best_model.zip").is_file()  # periodic evaluation ran
     report = evaluate(
         EvaluateConfig(policy=stacked_run, baselines=(), n_episodes=2, out_dir=tmp_path)
     )

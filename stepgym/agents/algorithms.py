@@ -175,11 +175,13 @@ class ScaledReward(VecEnvWrapper):
         return observations, rewards * self.scale, dones, infos
 
 
-def wrap_training_env(venv: VecEnv, config: TrainConfig) -> VecEnv:
+def wrap_training_env(venv: VecEnv, config: TrainConfig, evaluation: bool = False) -> VecEnv:
     """The reward scale and the frame stack of ``config`` around ``venv`` (VecNormalize goes
-    outside both, so its statistics cover the stacked observation)."""
+    outside both, so its statistics cover the stacked observation). An ``evaluation`` env
+    gets the same wrappers (SB3 syncs VecNormalize through identical stacks) but keeps the
+    env's own rewards."""
     if config.reward_scale != 1.0:
-        venv = ScaledReward(venv, config.reward_scale)
+        venv = ScaledReward(venv, 1.0 if evaluation else config.reward_scale)
     if config.frame_stack > 1:
         venv = VecFrameStack(venv, config.frame_stack)
     return venv

@@ -202,7 +202,7 @@ def build_vec_envs(
         NativeVecEnv if vec_cls is NativeVecEnv else DummyVecEnv,
     )
     eval_norm = VecNormalize(
-        wrap_training_env(eval_env, dataclasses.replace(config, reward_scale=1.0)),
+        wrap_training_env(eval_env, config, evaluation=True),
         norm_obs=config.norm_obs,
         norm_reward=False,
         training=False,
