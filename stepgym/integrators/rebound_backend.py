@@ -35,7 +35,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stepgym.errors import ConfigError, MissingDependencyError
-from stepgym.integrators.base import NO_WORK, AdvanceResult, Budget, Propagator, Work
+from stepgym.integrators.base import (
+    NO_WORK,
+    AdvanceResult,
+    Budget,
+    Observation,
+    Propagator,
+    Work,
+)
 from stepgym.integrators.bodies import Body, ParticleView
 from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
 from stepgym.integrators.native import pure_python_requested
@@ -94,6 +101,8 @@ def _import_rebound() -> Any:
         ) from error
     return rebound
 
+
+_new_observation = tuple.__new__  # a named tuple built without its keyword-parsing __new__
 
 _NOTHING_TO_DO = AdvanceResult(NO_WORK)
 """The result of an advance whose end an earlier step already passed."""
@@ -228,6 +237,20 @@ class ReboundPropagator(Propagator):
         out = self._observed
         self._compiled.observe(self.address, self._observed_address)
         return out[0], out[1]
+
+    def observe(self) -> Observation:
+        """:meth:`Propagator.observe` without its extra calls (once per decision)."""
+        t_dyn, separation = self.timescale_and_separation()
+        sim = self.sim
+        return _new_observation(Observation, (sim.t, t_dyn, separation, self.scheme.last_step(sim)))
+
+    def energy_error(self) -> float:
+        """:meth:`Propagator.energy_error` with the energy read in place (once per decision)."""
+        if not self.address:
+            raise RuntimeError(_NOT_LOADED)
+        energy0 = self.initial_energy
+        error = abs((float(self._c.energy(self.address)) - energy0) / energy0)
+        return error if math.isfinite(error) else math.inf
 
     # -- the one advance helper ----------------------------------------------------------------
     def _advance(self, run: Callable[..., int], *args: Any) -> AdvanceResult:
