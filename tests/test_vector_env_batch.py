@@ -145,10 +145,30 @@ def test_other_schemes_rules_and_ends_match_single_envs(changes: dict[str, Any])
     _play(kwargs, 3, 15, lambda k: rng.uniform(-1, 1, size=(3, 1)).astype(np.float32))
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"integrator": "ias15", "exact_slice_end": False},  # slices passed by a long step
+        {"integrator": "bs", "exact_slice_end": False},
+        {"integrator": "ias15", "exact_slice_end": True, "max_evaluations_per_decision": 60.0},
+    ],
+)
+def test_raw_slices_of_adaptive_schemes_match_single_envs(changes: dict[str, Any]) -> None:
+    kwargs = {"slice_time": 0.05, "horizon": 1.0, "energy_error_limit": 1e-3, **changes}
+    rng = np.random.default_rng(8)
+    envs = gym.make_vec(ID, num_envs=1, **kwargs)
+    assert isinstance(envs, StepSizeVectorEnv) and envs.batched
+    envs.close()
+    # settings drawn per step, and held (IAS15 and BS skip re-setting an unchanged one)
+    held = rng.uniform(-1, 1, size=(3, 1)).astype(np.float32)
+    _play(kwargs, 3, 30, lambda k: held if k % 3 else rng.uniform(-1, 1, (3, 1)).astype("f4"))
+
+
 def test_configurations_the_batch_does_not_cover_step_copy_by_copy() -> None:
     for kwargs in (
         {"integrator": "leapfrog", "features": "seed_paper"},  # positions are not batched
-        {"integrator": "leapfrog"},  # raw step mode
+        {"integrator": "leapfrog"},  # raw step mode of a fixed-step scheme
+        {"integrator": "ias15", "decision": "fine"},  # raw steps
         {"integrator": "leapfrog", "step_mode": "timescale", "reward": "seed_paper"},
     ):
         envs = gym.make_vec(ID, num_envs=2, **kwargs)

@@ -5,18 +5,24 @@
 says why not otherwise, and the vector env then steps copy by copy). One decision of every
 copy is:
 
-1. the actions decoded at once (libm's ``pow``, as ``LogActionMap.decode``);
+1. the actions decoded at once (in C, as ``LogActionMap.decode``);
 2. one call of :class:`~stepgym.integrators.batch.RuleBatch`: each copy's compiled rule
-   advance (``step_rules.c``, the single env's own loop), then its time, last step, energy,
-   t_dyn and smallest separation read in C;
-3. the records (:class:`~stepgym.threebody.records.ThreeBodyBatch`), the features
-   (:data:`~stepgym.threebody.features.BATCH_FEATURES`) and the reward
-   (:mod:`~stepgym.threebody.batch_rewards`) computed over all copies in NumPy, with the
-   single environment's float operations, so observations, rewards and infos are the same
-   bits;
+   advance (``step_rules.c``, the single env's own loop) -- or, in raw slice mode of an
+   adaptive scheme (IAS15, BS), its ``sim.integrate`` to the slice's end with the scheme's
+   own steps, as ``ReboundPropagator.advance_raw_to`` (``exact_slice_end`` as configured) --
+   then its record
+   (:class:`~stepgym.threebody.records.ThreeBodyBatch`: time, last step, energy error and
+   its log, t_dyn, smallest separation, last action, progress, work) written in C into
+   arrays the records use in place;
+3. the features (:data:`~stepgym.threebody.features.BATCH_FEATURES`) and the reward
+   (:mod:`~stepgym.threebody.batch_rewards`) over all copies in NumPy;
 4. Python per copy only where something is unusual: an undecodable action (that copy steps
    through its own ``transition``), REBOUND messages, a budget stop, a non-finite state or an
-   episode end.
+   episode end (decided by the env's own ``decision_end``).
+
+Every piece does the single environment's float operations in the same order (logs and
+powers through libm, as Python's ``math``), so observations, rewards and infos are the same
+bits as N single environments' (``tests/test_vector_env_batch.py``).
 
 The copies' own records are not written every step: :meth:`ThreeBodyBatchStep.detach` writes
 a copy's counters, state record and ``last_info`` back (the vector env does it before anyone
@@ -64,17 +70,20 @@ def _unsupported(envs: list[Any]) -> str | None:
         return "the copies are not ThreeBodyEnv of one configuration"
     if any(env.render_mode is not None for env in envs):
         return "rendering records every step"
-    if cfg.step_mode in ("raw", "residual") or cfg.phase_error:
+    raw = cfg.step_mode == "raw"
+    if cfg.step_mode == "residual" or cfg.phase_error:
         return f"step_mode={cfg.step_mode!r} / phase_error={cfg.phase_error}"
     propagator = first.propagator
     if not isinstance(propagator, ReboundPropagator) or not propagator.compiled:
         return "the integrator has no compiled REBOUND rule loop"
+    if raw and (cfg.decision != "slice" or propagator.scheme.evaluations_per_step is not None):
+        return "raw settings are batched for adaptive schemes in slice mode only"
     if type(propagator.scheme).last_step is not ReboundIntegrator.last_step:
         return "the scheme reads its last step its own way"
     library = compiled.load_batch_library()
     if library is None:
         return "the batched C loop did not build"
-    if not hasattr(library, STEP_RULES.get(cfg.rule or "timescale").c_function):
+    if not raw and not hasattr(library, STEP_RULES.get(cfg.rule or "timescale").c_function):
         return f"the {cfg.rule!r} rule has no compiled twin"
     if any(name not in BATCH_FEATURES for name in first.features.names):
         return "a feature has no batched twin"
@@ -135,8 +144,9 @@ class ThreeBodyBatchStep:
         self.enter_step_mode = type(scheme).enter_step_mode is not (
             ReboundIntegrator.enter_step_mode
         )
+        self.raw = cfg.step_mode == "raw"
         rule = STEP_RULES.get(cfg.rule or "timescale").c_function
-        self.scale = function_address(self.batch.library, rule)
+        self.scale = 0 if self.raw else function_address(self.batch.library, rule)
         budget = first.propagator.budget
         self.batch.set_limits(
             (budget.max_evaluations, budget.max_wall_time),
@@ -165,6 +175,8 @@ class ThreeBodyBatchStep:
         self.instance: list[int | None] = [None] * n
         self.info_keys = info_keys(first)
         self.addresses = np.zeros(n, dtype=np.uint64)
+        self.applied = np.full(n, math.nan)
+        """The raw setting last applied to each copy's scheme (NaN: none since its reset)."""
         self.extras: dict[int, dict[str, Any]] = {}
         """Per-copy info entries beyond the usual ones in the latest step (message, warnings)."""
         self.parts: dict[str, np.ndarray] = {}
@@ -200,6 +212,7 @@ class ThreeBodyBatchStep:
         self.instance[i] = env._instance
         records.store(i, env._state_record)
         records.set_end(i, env._end_reason)
+        self.applied[i] = math.nan  # a new simulation: its raw setting is applied afresh
         self.addresses[i] = env.propagator.address
         self.batch.caps[i] = env.propagator.scheme.step_cap_address()
 
@@ -248,18 +261,32 @@ class ThreeBodyBatchStep:
         sel: slice | np.ndarray = slice(None) if len(rows) == self.n else rows
         records.decision[sel] += 1
         records.setting[sel] = settings[sel]
-        batch.requests[sel, VALUE] = settings[sel]
-        if not self.fine:
-            t_end = records.decision[sel] * cfg.slice_time
-            batch.requests[sel, T_END] = np.where(cfg.horizon < t_end, cfg.horizon, t_end)
         if sel is rows:
             batch.sims[:] = 0
         batch.sims[sel] = self.addresses[sel]
-        if self.enter_step_mode:  # IAS15 / BS: their step mode, as the propagator sets it
-            for i in rows.tolist():
+        if not self.fine:  # the slice's end: min(decision * slice_time, horizon)
+            t_end = records.decision[sel] * cfg.slice_time
+            t_end = np.where(cfg.horizon < t_end, cfg.horizon, t_end)
+        # the records of rows are written in place by the C loop
+        if self.raw:  # the scheme's own steps with its raw setting (IAS15, BS)
+            # applied where it changed: re-applying an unchanged setting is a no-op in raw mode
+            changed = np.flatnonzero(settings[sel] != self.applied[sel])
+            for i in (rows[changed] if sel is rows else changed).tolist():
                 propagator = self.envs[i].propagator
-                propagator.scheme.enter_step_mode(propagator.sim)
-        batch.run(self.scale)  # the records of rows: written in place by the C loop
+                propagator.scheme.apply_raw(propagator.sim, float(settings[i]))
+            self.applied[sel] = settings[sel]
+            batch.values[sel] = settings[sel]
+            batch.t_ends[sel] = t_end
+            batch.integrate(cfg.exact_slice_end)
+        else:
+            batch.requests[sel, VALUE] = settings[sel]
+            if not self.fine:
+                batch.requests[sel, T_END] = t_end
+            if self.enter_step_mode:  # IAS15 / BS: their step mode, as the propagator sets it
+                for i in rows.tolist():
+                    propagator = self.envs[i].propagator
+                    propagator.scheme.enter_step_mode(propagator.sim)
+            batch.run(self.scale)
         if records.ended[sel].any():  # (a copy steps again only after its reset)
             records.end_reason[sel], records.failed[sel], records.ended[sel] = None, False, False
         self.extras = {}

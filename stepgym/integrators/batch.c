@@ -65,11 +65,34 @@ void stepgym_batch_set_energy(void* fn) { reb_energy = (energy_fn_t)fn; }
 static inline double py_min(double first, double second) { return second < first ? second : first; }
 static inline double py_max(double first, double second) { return second > first ? second : first; }
 
-/* What the environment records after copy i's advance (ThreeBodyEnv._advance's arithmetic,
- * the same operations in the same order). */
-static void record(size_t n, size_t i, const double* request, const double* params,
-                   double energy0, double* out) {
+/* What one copy's advance was asked: its setting (value) and, in slice mode, its end. */
+struct ask {
+    double value;
+    double t_end;
+    int slice; /* 1: an advance to t_end (a copy already past it advanced) */
+};
+
+/* Everything the environment records after copy i's advance (ThreeBodyEnv._advance's
+ * arithmetic, the same operations in the same order), into the rows of `out`. */
+static void finish(size_t n, size_t i, char* sim, int code, uint64_t steps0, double t_before,
+                   const double* counter, double per_step, struct ask ask, const double* params,
+                   double energy0, double start, double* out) {
 #define O(k) out[(size_t)(k) * n + i]
+    const uint64_t steps = AT(sim, uint64_t, SIM_STEPS_DONE) - steps0;
+    const double t = AT(sim, double, SIM_T);
+    const double dt_last = AT(sim, double, SIM_DT_LAST_DONE);
+    O(OUT_CODE) = (double)code;
+    O(OUT_STEPS) = (double)steps;
+    O(OUT_EVALS) = per_step > 0.0 ? (double)steps * per_step : counter[CT_COUNT];
+    O(OUT_STOPPED) = counter[CT_STOPPED];
+    O(OUT_T) = t;
+    O(OUT_DT_LAST) = dt_last;
+    O(OUT_ENERGY) = reb_energy(sim);
+    double observed[2];
+    stepgym_timescale_and_separation(sim, observed);
+    O(OUT_T_DYN) = observed[0];
+    O(OUT_MIN_SEP) = observed[1];
+    O(OUT_MESSAGES) = AT(sim, void*, SIM_MESSAGES) != 0;
     const double error_raw = fabs((O(OUT_ENERGY) - energy0) / energy0);
     const double error = isfinite(error_raw) ? error_raw : INFINITY;
     O(OUT_ERROR) = error;
@@ -77,63 +100,86 @@ static void record(size_t n, size_t i, const double* request, const double* para
     O(OUT_LOG_ERROR) =
         isfinite(error) ? log10(py_max(error, params[PARAM_ERROR_FLOOR])) : 300.0;
     O(OUT_DELTA) = O(OUT_LOG_ERROR) - O(OUT_LOG_BEFORE);
-    const double unit = 2.0 * (log10(request[RQ_VALUE]) - params[PARAM_LOG_LOW]) /
+    const double unit = 2.0 * (log10(ask.value) - params[PARAM_LOG_LOW]) /
                             params[PARAM_LOG_SPAN] - 1.0;
     O(OUT_LAST_ACTION) = py_min(1.0, py_max(-1.0, unit));
-    O(OUT_PROGRESS) = py_min(1.0, O(OUT_T) / params[PARAM_HORIZON]);
+    O(OUT_PROGRESS) = py_min(1.0, t / params[PARAM_HORIZON]);
+    const int advanced = t > t_before || (ask.slice && t >= ask.t_end);
+    O(OUT_ADVANCED) = advanced;
+    O(OUT_UNUSUAL) = (code != SG_DONE && code != REB_USER_STOP) || counter[CT_STOPPED] != 0.0 ||
+                     O(OUT_MESSAGES) != 0.0 || !isfinite(t + dt_last) ||
+                     !(error <= params[PARAM_ERROR_LIMIT]) || !advanced ||
+                     t >= params[PARAM_HORIZON_MARK];
+    O(OUT_COST) += O(OUT_EVALS);
+    O(OUT_STEPS_TOTAL) += O(OUT_STEPS);
+    O(OUT_WALL) = start > 0.0 ? monotonic_now() - start : 0.0;
+    O(OUT_WALL_TOTAL) += O(OUT_WALL);
 #undef O
 }
 
-/* Advance copy i of n (sims[i] == 0: skip it) with request row i; energy0[i] is its energy
- * at reset. The counter is the one the force-counting callback uses (sim->extras) when the
- * scheme counts its evaluations, else row i of `counters`. */
+/* The budget counter of an advance: the force counter's (sim->extras) when the scheme counts
+ * its evaluations, else `own`; reset for a new advance started at `start`. */
+static double* start_counter(char* sim, double* own, const double* params, double start) {
+    double* counter = AT(sim, double*, SIM_EXTRAS);
+    if (!counter) counter = own;
+    counter[CT_COUNT] = 0.0;
+    counter[CT_LIMIT] = params[PARAM_EVALUATIONS];
+    counter[CT_STOPPED] = 0.0;
+    counter[CT_DEADLINE] = start + params[PARAM_WALL];
+    return counter;
+}
+
+/* Advance copy i of n (sims[i] == 0: skip it) under the rule with request row i; energy0[i]
+ * is its energy at reset. */
 void stepgym_batch_advance(size_t n, char** sims, const double* requests, double* counters,
                            double** caps, void* scale, const double* params,
                            const double* energy0, double* out) {
-#define O(k) out[(size_t)(k) * n + i]
     for (size_t i = 0; i < n; i++) {
         char* sim = sims[i];
         if (!sim) continue;
         const double* request = requests + i * RQ_SIZE;
-        double* counter = AT(sim, double*, SIM_EXTRAS);
-        if (!counter) counter = counters + i * 4;
         const double start = monotonic_now();
-        counter[CT_COUNT] = 0.0;
-        counter[CT_LIMIT] = params[PARAM_EVALUATIONS];
-        counter[CT_STOPPED] = 0.0;
-        counter[CT_DEADLINE] = start + params[PARAM_WALL];
+        double* counter = start_counter(sim, counters + i * 4, params, start);
         const uint64_t steps0 = AT(sim, uint64_t, SIM_STEPS_DONE);
         const double t_before = AT(sim, double, SIM_T);
         const int code = stepgym_advance(sim, request, counter, caps[i], scale);
-        const uint64_t steps = AT(sim, uint64_t, SIM_STEPS_DONE) - steps0;
-        const double per_step = request[RQ_PER_STEP];
-        const double t = AT(sim, double, SIM_T);
-        const double dt_last = AT(sim, double, SIM_DT_LAST_DONE);
-        O(OUT_CODE) = (double)code;
-        O(OUT_STEPS) = (double)steps;
-        O(OUT_EVALS) = per_step > 0.0 ? (double)steps * per_step : counter[CT_COUNT];
-        O(OUT_STOPPED) = counter[CT_STOPPED];
-        O(OUT_T) = t;
-        O(OUT_DT_LAST) = dt_last;
-        O(OUT_ENERGY) = reb_energy(sim);
-        double observed[2];
-        stepgym_timescale_and_separation(sim, observed);
-        O(OUT_T_DYN) = observed[0];
-        O(OUT_MIN_SEP) = observed[1];
-        O(OUT_MESSAGES) = AT(sim, void*, SIM_MESSAGES) != 0;
-        record(n, i, request, params, energy0[i], out);
-        const int advanced = t > t_before || (request[RQ_FINE] == 0.0 && t >= request[RQ_T_END]);
-        O(OUT_ADVANCED) = advanced;
-        O(OUT_UNUSUAL) = (code != SG_DONE && code != REB_USER_STOP) ||
-                         counter[CT_STOPPED] != 0.0 || O(OUT_MESSAGES) != 0.0 ||
-                         !isfinite(t + dt_last) || !(O(OUT_ERROR) <= params[PARAM_ERROR_LIMIT]) ||
-                         !advanced || t >= params[PARAM_HORIZON_MARK];
-        O(OUT_COST) += O(OUT_EVALS);
-        O(OUT_STEPS_TOTAL) += O(OUT_STEPS);
-        O(OUT_WALL) = monotonic_now() - start;
-        O(OUT_WALL_TOTAL) += O(OUT_WALL);
+        const struct ask ask = {request[RQ_VALUE], request[RQ_T_END], request[RQ_FINE] == 0.0};
+        finish(n, i, sim, code, steps0, t_before, counter, request[RQ_PER_STEP], ask, params,
+               energy0[i], start, out);
     }
-#undef O
+}
+
+typedef int (*integrate_fn_t)(void*, double);
+static integrate_fn_t reb_integrate = 0;
+
+void stepgym_batch_set_integrate(void* fn) { reb_integrate = (integrate_fn_t)fn; }
+
+/* Integrate copy i of n (sims[i] == 0: skip it) to t_ends[i] with its scheme's own steps
+ * (the raw setting values[i] already applied), REBOUND's exact_finish_time = exact; with
+ * exact == 0 a copy whose last step already passed t_ends[i] is not integrated (no work), as
+ * ReboundPropagator.advance_raw_to. The force counter (sim->extras) counts the work. */
+void stepgym_batch_integrate(size_t n, char** sims, const double* values, const double* t_ends,
+                             double* counters, int exact, const double* params,
+                             const double* energy0, double* out) {
+    for (size_t i = 0; i < n; i++) {
+        char* sim = sims[i];
+        if (!sim) continue;
+        const struct ask ask = {values[i], t_ends[i], 1};
+        const uint64_t steps0 = AT(sim, uint64_t, SIM_STEPS_DONE);
+        const double t_before = AT(sim, double, SIM_T);
+        if (!exact && t_before >= t_ends[i]) { /* nothing to do: no work, no budget */
+            const double idle[4] = {0.0, 0.0, 0.0, 0.0};
+            finish(n, i, sim, SG_DONE, steps0, t_before, idle, 0.0, ask, params, energy0[i],
+                   0.0, out);
+            continue;
+        }
+        const double start = monotonic_now();
+        double* counter = start_counter(sim, counters + i * 4, params, start);
+        AT(sim, int, SIM_EXACT_FINISH_TIME) = exact;
+        const int code = reb_integrate(sim, t_ends[i]);
+        finish(n, i, sim, code, steps0, t_before, counter, 0.0, ask, params, energy0[i], start,
+               out);
+    }
 }
 
 /* out[i] = log10(x[i]) for x[i] > 0, else -inf (NaN included), as math.log10 on positives. */
