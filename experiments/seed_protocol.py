@@ -20,7 +20,7 @@ from pathlib import Path
 from common import ROOT, kwargs, parser, per_seed, relabel, run_sweep, scaled, write_markdown
 
 from stepgym.agents.sweep_report import interval_table
-from stepgym.agents.sweep_transfer import elsewhere_rows
+from stepgym.agents.sweep_transfer import elsewhere_rows, evaluate_trials
 from stepgym.reproduce.three_body_rl import FULL, long_horizon, raw_train
 
 REPRODUCTION = ROOT / "runs" / "reproduce" / "three-body-rl"
@@ -85,7 +85,8 @@ def main() -> None:
             "seeds]; matched_error_ratio = policy / fixed epsilon's median error at the "
             "policy's median cost (< 1: the policy wins).",
             interval_table(rows, intervals),
-            f"Matched-cost ratio per seed, 100 decisions: {per_seed(result.records)}.",
+            f"Matched-cost ratio per seed, 100 decisions: {per_seed(result.records)}; 300 "
+            f"decisions: {per_seed(evaluate_trials(result.records, result.sweep_dir, long))}.",
             f"Held-out starts: {scaled(FULL.episodes, args.scale)} at 100 decisions, "
             f"{long.n_episodes} at 300 decisions (horizon {long.env_kwargs['horizon']:.4g}).",
         ]

@@ -34,7 +34,7 @@ from stepgym.agents.sweep_report import interval_table
 from stepgym.agents.sweep_transfer import Setting, elsewhere_rows, evaluate_trials
 
 SOURCES = ("leapfrog", "whfast", "saba")
-CE_TARGETS = {"optimizer": ("momentum", "adamp"), "model": ("cnn_batchnorm", "transformer")}
+CE_TARGETS = {"optimizer": ("momentum", "adamp")}
 CE_METRICS = ("median_error", "p90_error", "failure_rate")
 
 
