@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,6 +22,15 @@ from stepgym.radius import RADIUS_METHODS, SAMPLE_SETS
 ACTION_MODES = ("continuous", "discrete", "radius")
 SPIKE_MODES = ("persistent", "single")
 UPDATE_CAPS = ("none", "rho_a")
+SPLITS = ("train", "test")
+
+
+class Problem(NamedTuple):
+    """One (task, model, optimizer) of a problem distribution."""
+
+    task: str
+    model: str
+    optimizer: str
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,20 @@ class CrossEntropyConfig:
     """Hessian-vector power iterations for the optional ``log_sharpness`` feature."""
     hidden: int = 128
     """Hidden width of the models."""
+    tasks: tuple[str, ...] = ()
+    """Problem distribution: with ``tasks``, ``models`` or ``optimizers`` non-empty, every
+    reset draws the episode's (task, model, optimizer) uniformly from the product of the three
+    lists (an empty list stands for the single ``task`` / ``model`` / ``optimizer``), seeded by
+    the reset's ``np_random``. Empty everywhere (the default): one fixed problem, as before."""
+    models: tuple[str, ...] = ()
+    """Models of the problem distribution (see ``tasks``)."""
+    optimizers: tuple[str, ...] = ()
+    """Optimizers of the problem distribution (see ``tasks``)."""
+    held_out: tuple[tuple[str, str], ...] = ()
+    """(task, model) pairs of the distribution held out of training: ``split="train"`` never
+    draws them, ``split="test"`` draws only them (with every optimizer)."""
+    split: str = "train"
+    """'train' (the distribution minus ``held_out``) or 'test' (the ``held_out`` pairs)."""
     X: np.ndarray | None = field(default=None, compare=False, repr=False)
     """Features of a custom task (n, d)."""
     y: np.ndarray | None = field(default=None, compare=False, repr=False)
@@ -119,6 +143,7 @@ class CrossEntropyConfig:
             CE_FEATURES.get(feature)
         self._check_reward()
         self._check_task()
+        self._check_problems()
         object.__setattr__(self, "features", tuple(names))
         object.__setattr__(self, "lr_range", tuple(float(v) for v in self.lr_range))
         object.__setattr__(self, "r_range", tuple(float(v) for v in self.r_range))
@@ -199,6 +224,84 @@ class CrossEntropyConfig:
             object.__setattr__(self, "task", "custom")
         elif self.task == "custom":
             raise ConfigError("task='custom' needs X (n, d) and y (n,) keyword arguments.")
+
+    @property
+    def multi_problem(self) -> bool:
+        """Whether each reset draws its problem from a distribution (``tasks``, ...)."""
+        return bool(self.tasks or self.models or self.optimizers)
+
+    def problems(self, split: str | None = None) -> tuple[Problem, ...]:
+        """The problems of ``split`` (default: this config's), in a fixed order; a
+        single-problem config has just its own."""
+        split = self.split if split is None else split
+        tasks, models = self.tasks or (self.task,), self.models or (self.model,)
+        held = set(self.held_out)
+        return tuple(
+            Problem(task, model, optimizer)
+            for task in tasks
+            for model in models
+            if ((task, model) in held) == (split == "test")
+            for optimizer in self.optimizers or (self.optimizer,)
+        )
+
+    def for_problem(self, problem: Problem) -> CrossEntropyConfig:
+        """The single-problem config of one episode: this one with ``problem`` fixed."""
+        return dataclasses.replace(
+            self, task=problem.task, model=problem.model, optimizer=problem.optimizer,
+            tasks=(), models=(), optimizers=(), held_out=(), split="train",
+        )  # fmt: skip
+
+    def _check_problems(self) -> None:
+        """The distribution's names are known, its held-out pairs belong to it, the split is
+        not empty and one action range fits every optimizer."""
+        for name in ("tasks", "models", "optimizers"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "held_out", tuple(tuple(p) for p in self.held_out))
+        if self.split not in SPLITS:
+            raise ConfigError(f"split={self.split!r} is not valid; choose one of train, test.")
+        if not self.multi_problem:
+            if self.held_out or self.split != "train":
+                raise ConfigError(
+                    "held_out and split select problems of a distribution; give the lists to "
+                    "draw from as tasks=[...], models=[...] and/or optimizers=[...]."
+                )
+            return
+        for registry, names in ((TASKS, self.tasks), (MODELS, self.models)):
+            for name in names:
+                registry.get(name)
+        for name in self.optimizers:
+            OPTIMIZERS.get(name)
+        if self.X is not None or "custom" in self.tasks:
+            raise ConfigError(
+                "a problem distribution draws built-in tasks; X, y and task 'custom' belong to "
+                "one fixed problem: drop them, or drop tasks/models/optimizers."
+            )
+        self._check_held_out()
+        if self.action != "radius" and self.lr is None:
+            defaults = {OPTIMIZERS.get(p.optimizer).default_lr for p in self.problems("train")}
+            if len(defaults) > 1:
+                raise ConfigError(
+                    f"the optimizers {', '.join(self.optimizers)} have different default rates "
+                    f"{sorted(defaults)}, so one lr action range cannot fit them all; pass "
+                    f"lr=<base rate> or use action='radius' (r transfers across optimizers)."
+                )
+
+    def _check_held_out(self) -> None:
+        tasks, models = self.tasks or (self.task,), self.models or (self.model,)
+        for pair in self.held_out:
+            if len(pair) != 2 or pair[0] not in tasks or pair[1] not in models:
+                raise ConfigError(
+                    f"held_out pair {pair!r} is not a (task, model) pair of the distribution "
+                    f"(tasks {list(tasks)}, models {list(models)}); add its task to tasks and "
+                    f"its model to models, or drop the pair."
+                )
+        if not self.problems():
+            fix = (
+                "hold out fewer pairs"
+                if self.split == "train"
+                else "name the pairs to test in held_out=[[task, model], ...]"
+            )
+            raise ConfigError(f"split={self.split!r} leaves no problem to draw; {fix}.")
 
     @property
     def base_lr(self) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from stepgym.actions import LogActionMap
-from stepgym.crossentropy.config import CrossEntropyConfig
+from stepgym.crossentropy.config import CrossEntropyConfig, Problem
 from stepgym.crossentropy.evaluation import CROSS_ENTROPY_DOMAIN, END_REASONS
 from stepgym.crossentropy.features import CE_FEATURES, CEState
 from stepgym.crossentropy.render import render_curves, trace_point
@@ -17,6 +17,7 @@ from stepgym.crossentropy.rewards import REWARD_PRESETS, REWARD_TERMS, CETransit
 from stepgym.crossentropy.trainer import Trainer, TrainingRun
 from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.envs.spec import EnvSpec
+from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
 from stepgym.integrators.base import NO_WORK, Work
 from stepgym.rewards import WeightedReward
@@ -110,6 +111,17 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     initialisation), the batch order and the probe set from ``np_random``: the same seed gives
     the same numbers. The observation at reset has ``rho_a = inf`` and ``r = 0``.
 
+    Problem distribution (``tasks``, ``models``, ``optimizers``, ``held_out``, ``split``):
+    each reset first draws the episode's (task, model, optimizer) uniformly from the split's
+    problems with ``np_random``, then builds the run as above, so the same seed gives the same
+    problem and the same numbers; ``reset(options={"problem": (task, model, optimizer)})``
+    pins one problem of the split instead. ``split="train"`` never draws a ``held_out``
+    (task, model) pair, ``split="test"`` draws only those. ``env.unwrapped.problem`` and
+    ``info["problem"]`` (``"task/model/optimizer"``) name the episode's problem. Every feature
+    is a per-step scalar, so the observation has the same size on every problem (the loss
+    and accuracy still carry the task's class count: chance level and log K differ). Every
+    model fits every task (image models zero-pad vectors to the next square).
+
     ## Episode End
 
     Terminated with ``info["termination_reason"] == "diverged"`` when a loss, gradient or weight
@@ -125,7 +137,8 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
     :class:`stepgym.crossentropy.config.CrossEntropyConfig` is a keyword (task, model,
     optimizer, action, lr, lr_range, r_range, n_actions, max_steps, batch_size, sample_set,
     radius_method, temperature, spike_factor, spike_step, spike_mode, grad_clip, update_cap,
-    divergence_loss, features, reward, val_every, val_size, X, y, ...). ``info`` per step holds
+    divergence_loss, features, reward, val_every, val_size, X, y, tasks, models, optimizers,
+    held_out, split, ...). ``info`` per step holds
     ``rho_a, r, tau, lr, loss, accuracy, val_accuracy, val_loss`` (the latest measurement,
     taken after step ``val_step``), ``step, delta_a, grad_norm`` and the pass counters
     ``evaluations`` (= ``cost``), ``forward_passes, backward_passes, jvp_passes, hvp_passes``
@@ -148,7 +161,8 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
       validation pass runs every ``val_every`` (10) steps and at the last step instead of every
       step, so the validation terms of the reward arrive at that cadence (their episode sums
       are unchanged; ``val_every=1`` restores the old timing); an invalid action is scored no
-      better than a divergence.
+      better than a divergence. Added the problem distribution (``tasks``, ``models``,
+      ``optimizers``, ``held_out``, ``split``); without it nothing changes.
     """
 
     metadata = RENDER_METADATA
@@ -175,13 +189,44 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
         )
         self.trainer: TrainingRun | None = None
         """The episode's training run, driven only through :class:`TrainingRun`."""
+        self.problem = Problem(cfg.task, cfg.model, cfg.optimizer)
+        """The (task, model, optimizer) of the current episode (drawn at reset from the
+        problem distribution when one is configured)."""
+        self._problem_configs: dict[Problem, CrossEntropyConfig] = {}
         self.last_work: Work = NO_WORK
         """Work of the latest step (passes and wall time; kept out of ``info`` because wall
         time is not reproducible)."""
 
     def _reset_process(self, options: Mapping[str, Any]) -> CEState:
-        self.trainer = Trainer(self.config, self.np_random)
+        self.trainer = Trainer(self._episode_config(options), self.np_random)
         return self.trainer.state
+
+    def _episode_config(self, options: Mapping[str, Any]) -> CrossEntropyConfig:
+        """The config of the episode: the env's own, or with a problem drawn (or pinned by
+        ``options["problem"]``) from the split. A single-problem env draws nothing, so its
+        random stream is untouched."""
+        cfg = self.config
+        if not cfg.multi_problem:
+            if "problem" in options:
+                raise ConfigError(
+                    "options['problem'] pins a problem of a distribution; this env has one "
+                    "fixed problem (pass tasks=[...], models=[...] or optimizers=[...])."
+                )
+            return cfg
+        pool = cfg.problems()
+        if "problem" in options:
+            problem = Problem(*options["problem"])
+            if problem not in pool:
+                raise ConfigError(
+                    f"options['problem']={tuple(problem)!r} is not in split {cfg.split!r}; "
+                    f"choose one of {[tuple(p) for p in pool]}."
+                )
+        else:
+            problem = pool[int(self.np_random.integers(len(pool)))]
+        self.problem = problem
+        if problem not in self._problem_configs:
+            self._problem_configs[problem] = cfg.for_problem(problem)
+        return self._problem_configs[problem]
 
     def _advance(self, setting: float) -> Advance[CEState, CETransition]:
         trainer = self._require_trainer()
@@ -195,7 +240,10 @@ class CrossEntropyEnv(StepSizeEnv[CEState, CETransition]):
         return Advance(outcome.state, outcome.transition, reason)
 
     def _info(self, state: CEState) -> dict[str, Any]:
-        return self._require_trainer().metrics()
+        info = self._require_trainer().metrics()
+        if self.config.multi_problem:
+            info["problem"] = "/".join(self.problem)
+        return info
 
     def _failure_transition(self, reason: str) -> CETransition:
         return self._require_trainer().failure_transition()
