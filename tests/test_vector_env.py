@@ -45,9 +45,14 @@ def test_make_vec_defaults_to_the_native_vector_env() -> None:
 
 
 @pytest.mark.parametrize("mode", ["NextStep", "SameStep"])
-def test_vector_plays_the_episodes_of_single_envs(mode: str) -> None:
-    vector = gym.make_vec(ID, num_envs=N, autoreset_mode=mode, **KWARGS)
-    singles = [gym.make(ID, **KWARGS) for _ in range(N)]
+@pytest.mark.parametrize("batched", [True, False])
+def test_vector_plays_the_episodes_of_single_envs(mode: str, batched: bool) -> None:
+    # the default features are decided for all copies at once; the seed paper's positions
+    # and velocities copy by copy
+    kwargs = KWARGS if batched else {**KWARGS, "features": "seed_paper"}
+    vector = gym.make_vec(ID, num_envs=N, autoreset_mode=mode, **kwargs)
+    assert isinstance(vector, StepSizeVectorEnv) and vector.batched is batched
+    singles = [gym.make(ID, **kwargs) for _ in range(N)]
     observations, _ = vector.reset(seed=7)
     expected = [env.reset(seed=7 + i)[0] for i, env in enumerate(singles)]
     np.testing.assert_array_equal(observations, np.stack(expected))
