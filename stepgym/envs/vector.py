@@ -2,11 +2,17 @@
 
 ``gymnasium.make_vec("stepgym/ThreeBody-v0", num_envs=N, **kwargs)`` returns a
 :class:`StepSizeVectorEnv` (it is the id's ``vector_entry_point``, which ``make_vec`` prefers
-when no ``vectorization_mode`` is given). It runs the N simulations in this process, one after
-the other, with no subprocesses, no wrappers and no per-step copies:
+when no ``vectorization_mode`` is given). It runs the N simulations in this process, with no
+subprocesses, no wrappers and no per-step copies:
 
 - each copy is the single environment itself, so physics, features, reward and end reasons
   have one source (:meth:`StepSizeEnv.transition` and :meth:`StepSizeEnv.step_info`);
+- where the configuration allows it a :class:`BatchStep` decides all copies in one call
+  (ThreeBody-v0: one compiled call advances every simulation, features and reward are
+  computed over the batch; :mod:`stepgym.envs.vector_three_body`), with the same
+  observations, rewards and infos bit for bit; the copies' own records are written back
+  whenever someone reads ``envs``; ``batched`` says which path runs. Otherwise the copies
+  step one after the other;
 - the observation batch is written row by row into one float64 array and made float32, finite
   and bounded by one :meth:`FeatureSet.sanitize` over the batch;
 - infos are Gymnasium's vector format: a dict of arrays, each key ``k`` with a boolean mask
