@@ -351,7 +351,16 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=1)
     p.add_argument("--sweeps-dir", type=Path, default=SWEEPS)
     p.add_argument("--out", type=Path, default=RESULTS / "learned_control")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite OUT.md from OUT.json (e.g. after editing OUT_notes.md); runs nothing",
+    )
     args = p.parse_args()
+    if args.report_only:
+        results = json.loads(Path(args.out).with_suffix(".json").read_text())
+        write(results, results["commands"], argparse.Namespace(**results["args"]))
+        return
     from stepgym.agents.domains import domain_for
     from stepgym.agents.evaluate import held_out_seeds
 
@@ -383,6 +392,7 @@ def write(results: dict[str, Any], commands: list[str], args: argparse.Namespace
     if notes.is_file():
         text = text.replace("\n## Absolute errors", f"\n{notes.read_text()}\n## Absolute errors", 1)
     out.with_suffix(".md").write_text(text)
+    results["commands"] = commands
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(text, flush=True)
 
