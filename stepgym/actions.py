@@ -83,6 +83,17 @@ class LogActionMap:
         Continuous actions must be numeric arrays of shape (1,) (a bare number, a string, a
         bool or any other shape is rejected); discrete ones one integer (shape () or (1,)).
         """
+        if (
+            type(action) is np.ndarray
+            and action.shape == (1,)
+            and action.dtype.char in "efd"  # float16/32/64: item() gives a Python float
+            and self.kind == "continuous"
+        ):  # what agents pass, once per decision: the checks below, in fewer steps
+            value = action.item()  # the float float(action[0]) gives
+            if not math.isfinite(value):
+                raise InvalidActionError(f"a continuous action must be finite, got {value}.")
+            u = min(1.0, max(-1.0, value))
+            return 10.0 ** (self._log_low + (u + 1.0) * 0.5 * self._log_span)
         arr = _numeric_array(action)
         if self.kind == "discrete":
             if arr is None or arr.shape not in ((), (1,)) or arr.dtype.kind not in "iu":

@@ -64,7 +64,10 @@ class WeightedReward(Generic[S]):
 
     def __call__(self, transition: S) -> tuple[float, dict[str, float]]:
         """(total reward, {term: weighted value}). Non-finite terms are a bug and raise."""
-        parts = {name: weight * float(fn(transition)) for name, fn, weight in self._scored}
+        parts: dict[str, float] = {}
+        for name, fn, weight in self._scored:
+            value = fn(transition)
+            parts[name] = weight * (value if value.__class__ is float else float(value))
         total = float(sum(parts.values()))
         if not math.isfinite(total):  # a non-finite term makes the total non-finite
             for name, value in parts.items():

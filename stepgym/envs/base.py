@@ -185,9 +185,10 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         advance, reward, terms = self.transition(action)
         info = self.step_info(advance, terms)
         reason = advance.end_reason
-        truncations = self.end_reasons.truncation
-        terminated = reason is not None and reason not in truncations
-        return self.features(advance.state), reward, terminated, reason in truncations, info
+        if reason is None:
+            return self.features(advance.state), reward, False, False, info
+        truncated = reason in self.end_reasons.truncation
+        return self.features(advance.state), reward, not truncated, truncated, info
 
     def transition(self, action: Any) -> tuple[Advance[S, T], float, dict[str, float]]:
         """Decode ``action``, advance the process and score it: (advance, reward, reward terms).
@@ -213,19 +214,22 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
             )
         else:
             advance = self._advance(setting)
-        self._state = advance.state
-        reward, terms = self.reward_fn(advance.transition)
-        self._done = advance.end_reason is not None
-        self._end_reason = advance.end_reason
+        state, transition, reason, _ = advance
+        self._state = state
+        reward, terms = self.reward_fn(transition)
+        self._done = reason is not None
+        self._end_reason = reason
         return advance, reward, terms
 
     def step_info(self, advance: Advance[S, T], terms: dict[str, float]) -> dict[str, Any]:
         """The info of the step that produced ``advance``; also kept as ``last_info``."""
-        info = self._info(advance.state)
-        if advance.info:
-            info.update(advance.info)
+        state, _, reason, extra = advance
+        info = self._info(state)
+        if extra:
+            info.update(extra)
         info["reward_terms"] = terms
-        info["termination_reason"] = advance.end_reason
+        info["termination_reason"] = reason
         self.last_info = info
-        self._record(advance.state, info)
+        if self.render_mode is not None:
+            self._record(state, info)
         return info

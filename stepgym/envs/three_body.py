@@ -14,7 +14,7 @@ from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.envs.spec import EnvSpec
 from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
-from stepgym.integrators.base import Budget, Propagator, make_propagator
+from stepgym.integrators.base import AdvanceResult, Budget, Propagator, make_propagator
 from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.rewards import WeightedReward
 from stepgym.threebody.config import ThreeBodyConfig
@@ -35,6 +35,8 @@ from stepgym.threebody.reference import phase_error, reference_state
 from stepgym.threebody.render import OrbitPoint, render_orbits, setting_label
 from stepgym.threebody.residual import ResidualMultiplier
 from stepgym.threebody.rewards import REWARD_PRESETS, REWARD_TERMS
+
+_new_advance = tuple.__new__  # Advance built without its keyword-parsing __new__ (per decision)
 
 
 class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
@@ -213,6 +215,11 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             else None
         )
         self._bodies: list[Any] = []
+        # config values read once per decision, looked up once here (the config is frozen)
+        self._slice_time, self._horizon = config.slice_time, config.horizon
+        self._at_horizon = config.horizon * (1.0 - 1e-12)
+        self._energy_error_limit = config.energy_error_limit
+        self._to_unit = self.action_map.to_unit
         self._run = decision_runner(config, self.propagator, self._slice_end)
         self._state_record = ThreeBodyState()
         self._decision = 0
@@ -224,7 +231,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     # -- decisions (physics lives in the propagator) --------------------------------------------
     def _slice_end(self) -> float:
-        return min(self._decision * self.config.slice_time, self.config.horizon)
+        return min(self._decision * self._slice_time, self._horizon)
 
     def _slice_passed(self, t: float) -> bool:
         """True if a slice decision had nothing to do: with ``exact_slice_end=False`` the
@@ -258,7 +265,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     def _observe(self, state: ThreeBodyState) -> None:
         state.fresh = False
         state.t, state.t_dyn, state.min_separation, state.last_step = self.propagator.observe()
-        state.progress = min(1.0, state.t / self.config.horizon)
+        state.progress = min(1.0, state.t / self._horizon)
 
     @property
     def _energy0(self) -> float:
@@ -266,36 +273,43 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         return self.propagator.initial_energy
 
     def _advance(self, setting: float) -> Advance[ThreeBodyState, ThreeBodyTransition]:
-        cfg, state = self.config, self._state_record
+        state = self._state_record
         t_before = state.t
         self._decision += 1
         self._setting = setting
-        value = setting
-        if self._residual is not None:
-            value = cfg.residual_value * self._residual(setting)
+        residual = self._residual
+        value = setting if residual is None else self.config.residual_value * residual(setting)
         result = self._run(value)
-        work = result.work
+        work, status, message, warnings = result
         self._evaluations += work.evaluations
         self._steps += work.steps
         self._wall_time += work.wall_time
         energy_error = self.propagator.energy_error()
         log_before = state.log_energy_error
+        log_after = log_error(energy_error)
         state.energy_error = energy_error
-        state.log_energy_error = log_error(energy_error)
-        state.delta_log_energy_error = state.log_energy_error - log_before
-        state.last_action = self.action_map.to_unit(setting)
-        self._observe(state)
-        reason, message = decision_end(
-            result.status,
-            result.message,
-            energy_error,
-            cfg.energy_error_limit,
-            advanced=state.t > t_before or self._slice_passed(state.t),
-            at_horizon=state.t >= cfg.horizon * (1.0 - 1e-12),
-        )
+        state.log_energy_error = log_after
+        state.delta_log_energy_error = log_after - log_before
+        state.last_action = self._to_unit(setting)
+        state.fresh = False  # as _observe(state), inlined: once per decision
+        t, state.t_dyn, state.min_separation, state.last_step = self.propagator.observe()
+        state.t = t
+        state.progress = min(1.0, t / self._horizon)
+        limit = self._energy_error_limit
+        if status is None and energy_error <= limit and t > t_before and t < self._at_horizon:
+            reason = None  # the decision_end of a decision that goes on, without the call
+        else:
+            reason, message = decision_end(
+                status,
+                message,
+                energy_error,
+                limit,
+                advanced=t > t_before or self._slice_passed(t),
+                at_horizon=t >= self._at_horizon,
+            )
         transition = ThreeBodyTransition(
             log_before,
-            state.log_energy_error,
+            log_after,
             work.evaluations,
             self._evaluations,
             setting,
@@ -304,14 +318,23 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             reason,
             state.progress,
         )
+        extra = None
+        if message or warnings or residual is not None or reason == "horizon":
+            extra = self._extra_info(result, reason, message)
+        return _new_advance(Advance, (state, transition, reason, extra))
+
+    def _extra_info(
+        self, result: AdvanceResult, reason: str | None, message: str
+    ) -> dict[str, Any] | None:
+        """The decision's own info entries (None if it has none)."""
         info: dict[str, Any] = {"message": message} if message else {}
         if self._residual is not None:
             info["step_multiplier"] = self._residual.current
-        if reason == "horizon" and cfg.phase_error:
-            info["phase_error"] = self._phase_error(state)
+        if reason == "horizon" and self.config.phase_error:
+            info["phase_error"] = self._phase_error(self._state_record)
         if result.warnings:
             info["integrator_warnings"] = result.warnings
-        return Advance(state, transition, reason, info or None)
+        return info or None
 
     def _phase_error(self, state: ThreeBodyState) -> float:
         """Phase-space error against the converged reference (``stepgym.threebody.reference``)."""
