@@ -61,6 +61,8 @@ class Score:
 
     accuracy: tuple[float, ...]
     diverged: int
+    r: tuple[float, ...] = ()
+    """Median normalised step r = tau / rho_a over each episode's steps."""
 
     @property
     def mean(self) -> float:
@@ -74,8 +76,8 @@ Scores = dict[str, dict[Problem, Score]]
 
 def episode(
     env: gym.Env[Any, Any], act: Act, seed: int, options: dict[str, Any]
-) -> tuple[float, bool]:
-    """(final validation accuracy, diverged) of one episode."""
+) -> tuple[float, bool, float]:
+    """(final validation accuracy, diverged, median r over the steps) of one episode."""
     obs, info = env.reset(seed=seed, options=options)
     infos, done = [info], False
     while not done:
@@ -83,12 +85,15 @@ def episode(
         infos.append(info)
         done = terminated or truncated
     failed = diverged(infos)
-    return (0.0 if failed else float(info["val_accuracy"])), failed
+    r = float(np.nanmedian([i["r"] for i in infos[1:]]))
+    return (0.0 if failed else float(info["val_accuracy"])), failed, r
 
 
 def score(env: gym.Env[Any, Any], act: Act, episodes: int, options: dict[str, Any]) -> Score:
     runs = [episode(env, act, EVAL_SEED + i, options) for i in range(episodes)]
-    return Score(tuple(a for a, _ in runs), sum(f for _, f in runs))
+    return Score(
+        tuple(a for a, _, _ in runs), sum(f for _, f, _ in runs), tuple(r for *_, r in runs)
+    )
 
 
 def evaluate_constant(
@@ -106,11 +111,17 @@ def evaluate_constant(
     return out
 
 
-def train_policy(seed: int, timesteps: int) -> tuple[PPO, VecNormalize]:
+def train_policy(
+    seed: int, timesteps: int, extra: dict[str, Any], log_std_init: float
+) -> tuple[PPO, VecNormalize]:
     """PPO on the training split (VecNormalize'd observations and rewards), seeded."""
-    venv = VecNormalize(DummyVecEnv([lambda: gym.make(ENV_ID, **ENV)]), gamma=0.99)
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make(ENV_ID, **{**ENV, **extra})]), gamma=0.99)
     venv.seed(seed)
-    model = PPO("MlpPolicy", venv, n_steps=500, batch_size=100, seed=seed, device="cpu")
+    kwargs = {"log_std_init": log_std_init}
+    model = PPO(
+        "MlpPolicy", venv, n_steps=500, batch_size=100, seed=seed, device="cpu",
+        policy_kwargs=kwargs,
+    )  # fmt: skip
     model.learn(total_timesteps=timesteps)
     venv.training = False
     return model, venv
@@ -135,6 +146,10 @@ def best_single(scores: Scores, prefix: str, problems: Sequence[Problem]) -> str
     return max(names, key=lambda n: np.mean([scores[n][p].mean for p in problems]))
 
 
+def median_r(score: Score) -> str:
+    return f"{np.median(score.r):.2g}"
+
+
 def pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
@@ -152,14 +167,16 @@ def report(
         f"minus held-out (task, model) pairs {HELD_OUT} "
         f"({len(CrossEntropyConfig(**ENV).problems())} "
         f"training problems); episode size {SIZE}; PPO (SB3 defaults, n_steps 500, batch 100, "
-        f"VecNormalize) {args.timesteps} steps per training seed, seeds {list(seeds)}; "
+        f"VecNormalize, log_std_init {args.log_std_init}) {args.timesteps} steps per training "
+        f"seed, seeds {list(seeds)}; policy features: {args.features or 'the env default'}; "
         f"{args.episodes} scoring episodes per held-out problem (reset seeds {EVAL_SEED}..); "
-        "lr grid = default rate x 10^(-2..2 by 0.5) (adam 1e-3, momentum per its default); "
+        "lr grid = default rate x 10^(-2..2 by 0.5) (adam 1e-3, momentum 1e-2); "
         "r grid 10^(-2..1 by 0.5); spike = x10,000 persistent from step 10.", "",
         "Accuracy = final validation accuracy in % (0 for a diverged episode). Policy: median "
         "over training seeds of the per-seed mean, [bootstrap 95% interval over seeds]. "
         "Baselines: mean over the scoring episodes. 'tuned lr' is the best grid rate for that "
-        "problem, picked on the same episodes it is scored on.", "",
+        "problem, picked on the same episodes it is scored on. 'median r': median over the "
+        "scoring episodes of each episode's median r = tau / rho_a (policy: seed 0).", "",
     ]  # fmt: skip
     lines += problem_table(scores, test, seeds)
     lines += spike_table(scores, test, seeds)
@@ -191,8 +208,8 @@ def problem_table(scores: Scores, test: Sequence[Problem], seeds: range) -> list
     lines = [
         "## Held-out problems, no spike", "",
         "| task / model / optimizer | policy | best single lr | best constant r | tuned lr "
-        "| policy - tuned | divergences policy / single lr / r |",
-        "|---|---|---|---|---|---|---|",
+        "| policy - tuned | divergences policy / single lr / r | median r policy / tuned lr |",
+        "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for p in test:
         ref = references(scores, test, p)
@@ -207,6 +224,7 @@ def problem_table(scores: Scores, test: Sequence[Problem], seeds: range) -> list
             f"| {'/'.join(p)} | {pct(pol.value)} [{pct(pol.low)}, {pct(pol.high)}] | "
             + " | ".join(cells)
             + f" | {pct(pol.value - scores[ref['tuned']][p].mean)} | {' / '.join(map(str, div))} |"
+            + f" {median_r(scores['policy 0'][p])} / {median_r(scores[ref['tuned']][p])} |"
         )
     return [*lines, ""]
 
@@ -260,8 +278,10 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1")
-    p.add_argument("--timesteps", type=int, default=8000, help="PPO steps per seed")
-    p.add_argument("--episodes", type=int, default=4, help="scoring episodes per problem")
+    p.add_argument("--timesteps", type=int, default=20_000, help="PPO steps per seed")
+    p.add_argument("--episodes", type=int, default=5, help="scoring episodes per problem")
+    p.add_argument("--features", nargs="+", help="policy observation (default: the env's)")
+    p.add_argument("--log-std-init", type=float, default=0.0, help="PPO's initial log std")
     p.add_argument("--out", type=Path, default=RESULTS / "cross_entropy_multitask.md")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -275,11 +295,13 @@ def main() -> None:
     for r in r_grid:
         scores[f"r={r:.3g}"] = evaluate_constant(test, "r", r, args.episodes, {})
     print(f"baselines scored after {time.perf_counter() - start:.0f} s", flush=True)
+    extra = {"features": tuple(args.features)} if args.features else {}
     for seed in range(args.seeds):
-        policy = train_policy(seed, args.timesteps)
+        policy = train_policy(seed, args.timesteps, extra, args.log_std_init)
         print(f"seed {seed} trained after {time.perf_counter() - start:.0f} s", flush=True)
-        scores[f"policy {seed}"] = evaluate_policy(policy, test, args.episodes, {})
-        scores[f"policy {seed} spike"] = evaluate_policy(policy, test, args.episodes, SPIKE)
+        scores[f"policy {seed}"] = evaluate_policy(policy, test, args.episodes, extra)
+        spiked = {**extra, **SPIKE}
+        scores[f"policy {seed} spike"] = evaluate_policy(policy, test, args.episodes, spiked)
     for m in lr_grid:
         scores[f"lr x{m:.3g} spike"] = evaluate_constant(test, "lr", m, args.episodes, SPIKE)
     command = "nice -n 19 python experiments/cross_entropy_multitask.py " + " ".join(sys.argv[1:])
