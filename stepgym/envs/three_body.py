@@ -220,7 +220,7 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._at_horizon = config.horizon * (1.0 - 1e-12)
         self._energy_error_limit = config.energy_error_limit
         self._to_unit = self.action_map.to_unit
-        self._run = decision_runner(config, self.propagator, self._slice_end)
+        self._run = decision_runner(config, self.propagator)
         self._state_record = ThreeBodyState()
         self._decision = 0
         self._evaluations = 0.0
@@ -275,11 +275,11 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
     def _advance(self, setting: float) -> Advance[ThreeBodyState, ThreeBodyTransition]:
         state = self._state_record
         t_before = state.t
-        self._decision += 1
+        self._decision = decision = self._decision + 1
         self._setting = setting
         residual = self._residual
         value = setting if residual is None else self.config.residual_value * residual(setting)
-        result = self._run(value)
+        result = self._run(min(decision * self._slice_time, self._horizon), value)
         work, status, message, warnings = result
         self._evaluations += work.evaluations
         self._steps += work.steps
