@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -63,9 +62,8 @@ def decision_runner(
     if config.decision == "fine":
         return lambda _, value: propagator.advance_rule_steps(n_steps, value, rule=rule)
     if config.step_mode == "raw":
-        return partial(propagator.advance_raw_to, exact=exact)
-    # a partial, not a lambda: one Python frame less per decision
-    return partial(propagator.advance_rule_to, retime_every=retime, rule=rule)
+        return lambda t_end, value: propagator.advance_raw_to(t_end, value, exact=exact)
+    return lambda t_end, value: propagator.advance_rule_to(t_end, value, retime, rule=rule)
 
 
 def start_record(
