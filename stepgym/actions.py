@@ -92,7 +92,7 @@ class LogActionMap:
             value = action.item()  # the float float(action[0]) gives
             if not math.isfinite(value):
                 raise InvalidActionError(f"a continuous action must be finite, got {value}.")
-            u = min(1.0, max(-1.0, value))
+            u = value if -1.0 <= value <= 1.0 else (1.0 if value > 1.0 else -1.0)  # as from_unit
             return 10.0 ** (self._log_low + (u + 1.0) * 0.5 * self._log_span)
         arr = _numeric_array(action)
         if self.kind == "discrete":
@@ -125,8 +125,9 @@ class LogActionMap:
 
     def to_unit(self, setting: float) -> float:
         """Inverse of :meth:`from_unit`: the continuous action that gives ``setting`` (clipped)."""
-        u = 2.0 * (math.log10(setting) - self._log_low) / self._log_span - 1.0
-        return min(1.0, max(-1.0, u))
+        u = 2.0 * (math.log10(setting) - self._log_low) / self._log_span - 1.0  # a float
+        # min(1.0, max(-1.0, u)) for a float u (NaN to -1.0 included), without two calls
+        return u if -1.0 <= u <= 1.0 else (1.0 if u > 1.0 else -1.0)
 
     def encode(self, setting: float) -> np.ndarray | int:
         """The action closest to ``setting``: the nearest grid index, or the unit value."""

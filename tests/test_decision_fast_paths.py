@@ -51,6 +51,10 @@ def test_continuous_decode_of_float_arrays_matches_the_documented_formula() -> N
             cont.decode(np.array([bad], dtype=np.float32))
     with pytest.raises(InvalidActionError, match="shape"):
         cont.decode(np.zeros((1, 1), dtype=np.float32))
+    for setting in (1e-9, 3e-5, 1e-3, 0.7, 10.0, math.nan, math.inf):
+        log_unit = 2.0 * (math.log10(setting) - math.log10(3e-5)) / cont._log_span - 1.0
+        expected = min(1.0, max(-1.0, log_unit))  # NaN -> -1.0, as min/max give it
+        assert cont.to_unit(setting) == expected and type(cont.to_unit(setting)) is float
     disc = LogActionMap(3e-5, 0.7, "discrete", n=5)
     with pytest.raises(InvalidActionError, match="one integer"):
         disc.decode(np.array([0.5], dtype=np.float32))
