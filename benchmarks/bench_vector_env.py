@@ -253,30 +253,26 @@ def _makers(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=200, help="vector steps per measurement")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
-    args = parser.parse_args()
-    global clock
-    clock = CLOCKS[args.clock]
-
+def section_fine(steps: int, repeats: int, clock_name: str) -> None:
+    """(a) fine mode: the vector env's overhead per env step over the bare REBOUND step."""
     n = 64
-    vector_us, copies_us, bare_us = fine_overhead(n, args.steps, args.repeats)
-    print(f"(a) fine mode, leapfrog, eta {ETA:g}, N = {n}, {args.steps} steps per copy, "
-          f"{args.clock} clock:")  # fmt: skip
+    vector_us, copies_us, bare_us = fine_overhead(n, steps, repeats)
+    print(f"(a) fine mode, leapfrog, eta {ETA:g}, N = {n}, {steps} steps per copy, "
+          f"{clock_name} clock:")  # fmt: skip
     print(f"    vector env {vector_us:.2f} us per env step, bare REBOUND step {bare_us:.3f} us")
     print(f"    overhead {vector_us - bare_us:.2f} us per env step (target <= 5 us)")
     print(f"    copy by copy (batched step off): {copies_us:.2f} us per env step, overhead "
           f"{copies_us - bare_us:.2f} us")  # fmt: skip
 
+
+def section_interfaces(steps: int, repeats: int) -> None:
+    """(b) env steps/s of the same ThreeBody-v0 copies through each vector interface."""
     print("\n(b) env steps/s (median), same copies through each vector interface:")
     cases: list[tuple[str, int, dict[str, Any], int]] = [
-        ("fine mode", 64, FINE, args.steps),
-        ("quickstart slice mode", 8, env_kwargs(QuickstartConfig()), max(args.steps // 4, 10)),
+        ("fine mode", 64, FINE, steps),
+        ("quickstart slice mode", 8, env_kwargs(QuickstartConfig()), max(steps // 4, 10)),
     ]
-    for label, size, kwargs, steps in cases:
+    for label, size, kwargs, n_steps in cases:
 
         def vector(
             mode: str, size: int = size, kwargs: dict[str, Any] = kwargs
@@ -288,12 +284,19 @@ def main() -> None:
         probe = vector("NextStep")
         action = _action(probe, ETA)
         probe.close()
-        rates = throughput(_makers(THREE_BODY, size, kwargs, vector), action, steps, args.repeats)
-        dummy = rates["SB3 DummyVecEnv"]
+        rates = throughput(_makers(THREE_BODY, size, kwargs, vector), action, n_steps, repeats)
         print(f"    ThreeBody-v0 {label}, N = {size}:")
-        for name, rate in rates.items():
-            print(f"      {name:22s} {rate:9.0f} steps/s  ({rate / dummy:5.2f}x DummyVecEnv)")
+        _print_rates(rates)
 
+
+def _print_rates(rates: dict[str, float]) -> None:
+    dummy = rates["SB3 DummyVecEnv"]
+    for name, rate in rates.items():
+        print(f"      {name:22s} {rate:9.0f} steps/s  ({rate / dummy:5.2f}x DummyVecEnv)")
+
+
+def section_cross_entropy(repeats: int) -> None:
+    """(c) CrossEntropy-v0: copies batched in one process against SB3's vector envs."""
     from stepgym.envs.cross_entropy import CrossEntropyEnv
 
     ce_id, ce_n = "stepgym/CrossEntropy-v0", 8
@@ -303,17 +306,18 @@ def main() -> None:
         _makers(ce_id, ce_n, {}, lambda mode: make_ce(ce_n, autoreset_mode=mode)),
         ce_action,
         20,
-        args.repeats,
+        repeats,
         time.perf_counter,  # torch may run threads of its own: wall clock
     )
-    dummy = rates["SB3 DummyVecEnv"]
     print(f"\n(c) CrossEntropy-v0 (defaults), N = {ce_n}, wall clock:")
-    for name, rate in rates.items():
-        print(f"      {name:22s} {rate:9.0f} steps/s  ({rate / dummy:5.2f}x DummyVecEnv)")
+    _print_rates(rates)
 
+
+def section_rule_decisions(repeats: int) -> None:
+    """(d) timescale slice decisions/s: batched compiled against the Python reference."""
     print("\n(d) timescale slice mode, leapfrog, eta 2e-3, 25 decisions per copy:")
     for size in (8, 64):
-        rule = rule_decisions(size, 2e-3, 25, args.repeats)
+        rule = rule_decisions(size, 2e-3, 25, repeats)
         per_step = rule["steps_per_decision"]
         print(f"    N = {size} ({per_step:.0f} steps per decision):")
         for name, label in (
@@ -328,11 +332,29 @@ def main() -> None:
         print(f"      decisions/s compiled / Python reference: {speedup:.2f}x (target >= 10x); "
               f"per step compiled / bare: {per_step_ratio:.2f}x (<= 2x)")  # fmt: skip
 
-    print(f"\n(e) raw slices, exact_slice_end=False, N = 64, 100 decisions, {args.clock} clock:")
+
+def section_inexact(repeats: int, clock_name: str) -> None:
+    """(e) raw adaptive slices with exact_slice_end=False against a bare integrate loop."""
+    print(f"\n(e) raw slices, exact_slice_end=False, N = 64, 100 decisions, {clock_name} clock:")
     for integrator, setting in (("ias15", 1e-9), ("ias15", 1e-12), ("bs", 1e-8), ("bs", 1e-12)):
-        env_s, bare_s = inexact_slices(integrator, setting, 64, 100, args.repeats)
+        env_s, bare_s = inexact_slices(integrator, setting, 64, 100, repeats)
         print(f"      {integrator:5s} {setting:7.0e}  vector env {env_s * 1e3:8.2f} ms, bare loop "
               f"{bare_s * 1e3:8.2f} ms, ratio {env_s / bare_s:5.2f}x (target <= 1.3x)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=200, help="vector steps per measurement")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
+    section_fine(args.steps, args.repeats, args.clock)
+    section_interfaces(args.steps, args.repeats)
+    section_cross_entropy(args.repeats)
+    section_rule_decisions(args.repeats)
+    section_inexact(args.repeats, args.clock)
 
 
 if __name__ == "__main__":
