@@ -24,6 +24,7 @@ import numpy as np
 
 from stepgym.actions import LogActionMap
 from stepgym.agents.controller import Controller
+from stepgym.agents.pi_control import PIController, TimescalePI
 from stepgym.errors import ConfigError
 from stepgym.registry import Registry
 
@@ -56,76 +57,6 @@ class CosineSchedule(Controller):
         return floor + (self.peak - floor) * 0.5 * (
             1.0 + math.cos(math.pi * min(step / total, 1.0))
         )
-
-
-class PIController(Controller):
-    """Error-per-step PI control of the setting from the observed energy-error growth.
-
-    Each decision the local error estimate is the growth of the relative energy error since
-    the previous decision, ``e_n = | |dE_n| - |dE_{n-1}| |``, compared with the target growth
-    per decision ``target``. The setting follows the standard PI step-size rule
-    (Gustafsson 1991; Söderlind 2002)::
-
-        h_{n+1} = h_n * safety * (target / e_n) ** k_I * (e_{n-1} / e_n) ** k_P
-
-    with the gains ``k_I = 0.3 / k``, ``k_P = 0.4 / k`` and ``k = order + 1`` by default
-    (Gustafsson's PI gains; pass ``k_i``, ``k_p`` to tune them; the registered ``pi`` baseline
-    uses the defaults with ``order`` 2 for leapfrog-type steps), ``safety = 0.9`` and the change per
-    decision limited to ``[1/5, 5]``. The first decision uses ``initial`` (default: the
-    smallest setting of the action range, the conservative start of classical step-size
-    control; the controller then grows the setting by up to 5x per decision). Starting in
-    the middle of the range instead fixes the error of the first decision at that setting's,
-    which no later control can undo.
-    """
-
-    info_keys = ("energy_error",)
-
-    def __init__(
-        self,
-        target: float,
-        order: float = 2.0,
-        safety: float = 0.9,
-        initial: float | None = None,
-        max_change: float = 5.0,
-        k_i: float | None = None,
-        k_p: float | None = None,
-    ) -> None:
-        super().__init__()
-        if not target > 0:
-            raise ConfigError(f"the PI controller's target error growth must be > 0, got {target}.")
-        self.target, self.order, self.safety = target, order, safety
-        self.initial, self.max_change = initial, max_change
-        self.k_i = 0.3 / (order + 1.0) if k_i is None else k_i
-        self.k_p = 0.4 / (order + 1.0) if k_p is None else k_p
-        self.reset()
-
-    def reset(self) -> None:
-        self.current: float | None = None
-        self.previous_abs_error: float | None = None
-        self.previous_growth: float | None = None
-
-    def setting(self) -> float:
-        abs_error = abs(float(self.info.get("energy_error", 0.0) or 0.0))
-        if self.current is None:
-            self.current = self.initial or self.action_map.low
-        elif self.previous_abs_error is not None:
-            growth = max(abs(abs_error - self.previous_abs_error), 1e-300)
-            previous = self.previous_growth if self.previous_growth is not None else growth
-            if not math.isfinite(growth):
-                factor = 1.0 / self.max_change
-            else:
-                factor = (
-                    self.safety
-                    * (self.target / growth) ** self.k_i
-                    * (previous / growth) ** self.k_p
-                )
-            factor = min(self.max_change, max(1.0 / self.max_change, factor))
-            self.current = min(
-                self.action_map.high, max(self.action_map.low, self.current * factor)
-            )
-            self.previous_growth = growth
-        self.previous_abs_error = abs_error
-        return self.current
 
 
 @dataclass(frozen=True)
@@ -232,8 +163,22 @@ BASELINES.add(
 BASELINES.add(
     "pi",
     BaselineSpec(
+        TimescalePI,
+        "PI control of eta (timescale rule) on the energy-error growth per decision: "
+        "eta *= (tol/e_n)^kI (e_{n-1}/e_n)^kP, gains 0.3/p, 0.4/p for a scheme of order p",
+        "three_body",
+        parameter="tol",
+        default=1e-7,
+        param_range=(1e-12, 1e-2),
+        env_overrides={"step_mode": "timescale"},
+    ),
+)
+BASELINES.add(
+    "pi_raw",
+    BaselineSpec(
         PIController,
-        "PI error-per-step control of the setting on the energy-error growth",
+        "PI error-per-step control of the env's own setting (any step_mode) on the "
+        "energy-error growth",
         "three_body",
         parameter="target",
         default=1e-9,
