@@ -11,7 +11,7 @@ import pytest
 from stepgym.actions import LogActionMap
 from stepgym.agents.baselines import BASELINES, baselines_for
 from stepgym.agents.domains import domain_for
-from stepgym.agents.evaluate import baseline_contender, held_out_seeds
+from stepgym.agents.evaluate import baseline_contender, held_out_seeds, list_baselines
 from stepgym.agents.pi_control import PI_GAINS, TimescalePI, pi_gains
 from stepgym.agents.rollout import evaluate_contender, summarize
 from stepgym.errors import ConfigError
@@ -47,6 +47,7 @@ def test_pi_is_registered_in_timescale_mode_with_a_tolerance() -> None:
     assert spec.parameter == "tol" and spec.param_range == (1e-12, 1e-2)
     assert {"pi", "pi_raw"} <= set(baselines_for("three_body"))
     assert isinstance(spec.factory(1e-7), TimescalePI)
+    assert ("pi", "three_body", "tol", spec.doc) in list_baselines()
 
 
 def test_gains_are_scaled_by_the_scheme_order() -> None:

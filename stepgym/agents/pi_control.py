@@ -122,7 +122,12 @@ class TimescalePI(PIController):
     Over one decision's slice of time the energy error of an order-p scheme stepping
     dt = eta x t_dyn grows as eta^p, so the gains are the named pair divided by p, the bound
     scheme's declared order (2 when it declares none, e.g. IAS15, whose error sits at
-    round-off in this mode so that eta runs to the top of its range). The first decision uses
+    round-off in this mode so that eta runs up until an encounter at a large eta ends some
+    episodes at the energy-error limit: 5-30% of 20 default held-out starts). Control one
+    decision late cannot anticipate an encounter: on leapfrog at matched cost it is 40x-120x
+    the timescale rule's median error for every gain pair of :data:`PI_GAINS` and a change
+    limit of 1.25 to 5 per decision (``benchmarks/rules_matched_cost.py --rules pi``): a
+    reference for error feedback, not a rule to beat. The first decision uses
     ``initial`` eta (default 1e-3: a slice at it costs about 1% of a 100-slice leapfrog
     episode at the tuned eta, and its error, about 2e-8 per slice on seed-paper starts, sits
     below most targets); from there eta changes by at most ``max_change`` per decision.
