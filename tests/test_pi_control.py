@@ -48,6 +48,8 @@ def test_pi_is_registered_in_timescale_mode_with_a_tolerance() -> None:
     assert {"pi", "pi_raw"} <= set(baselines_for("three_body"))
     assert isinstance(spec.factory(1e-7), TimescalePI)
     assert ("pi", "three_body", "tol", spec.doc) in list_baselines()
+    assert "pi" in domain_for(ENV_ID).reference_baselines  # scored by default, not matched
+    assert "pi" not in domain_for(ENV_ID).match_baseline.split(",")
 
 
 def test_gains_are_scaled_by_the_scheme_order() -> None:
