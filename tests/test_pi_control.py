@@ -107,3 +107,16 @@ def test_a_short_evaluation_costs_more_at_a_tighter_tolerance() -> None:
         assert not any(row["failed"] for row in rows)
         costs.append(summarize(rows)["median_cost"])
     assert costs[0] > costs[1] > costs[2]
+
+
+def test_under_a_vec_env_the_gains_follow_the_vec_envs_scheme() -> None:
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    vec = DummyVecEnv([lambda: gym.make(ENV_ID, integrator="saba", step_mode="timescale")] * 2)
+    controller = TimescalePI(1e-7)
+    controller.bind(vec)
+    actions, _ = controller.predict(vec.reset(), episode_start=np.array([True, True]))
+    vec.close()
+    assert (controller.k_i, controller.k_p) == pytest.approx((0.3 / 4, 0.4 / 4))
+    assert actions.shape == (2, 1)
