@@ -66,7 +66,7 @@ def test_evaluate_writes_tables_plot_and_matched_cost(toy_run: Path, tmp_path: P
     assert sum(label.startswith("timescale(") for label in labels) == 3
     assert sum(label.startswith("radius(") for label in labels) == 3
     assert sum(label.startswith(("jerk(", "crossing(")) for label in labels) == 6
-    assert sum(label.startswith("pi(") for label in labels) == 3
+    assert sum(label.startswith("pi_eta(") for label in labels) == 3
     episodes = read_csv(out / "episodes.csv")
     assert len(episodes) == 4 * len(labels) == 4 * 19
     for column in ("seed", "error", "cost", "failed", "end_reason", "energy_error", "wall_time"):

@@ -120,7 +120,7 @@ def test_evaluate_subcommand_prints_table_and_files(
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "| controller |" in out and "timescale(eta=" in out and "pi(tol=" in out
+    assert "| controller |" in out and "timescale(eta=" in out and "pi(target=" in out
     assert str(tmp_path / "pareto.png") in out
 
 

@@ -42,14 +42,14 @@ def etas(controller: Any, env: FakeEnv, errors: list[float]) -> list[float]:
 
 
 def test_pi_is_registered_in_timescale_mode_with_a_tolerance() -> None:
-    spec = BASELINES.get("pi")
+    spec = BASELINES.get("pi_eta")
     assert spec.env_overrides == {"step_mode": "timescale"}
     assert spec.parameter == "tol" and spec.param_range == (1e-12, 1e-2)
-    assert {"pi", "pi_raw"} <= set(baselines_for("three_body"))
+    assert {"pi_eta", "pi"} <= set(baselines_for("three_body"))
     assert isinstance(spec.factory(1e-7), TimescalePI)
-    assert ("pi", "three_body", "tol", spec.doc) in list_baselines()
-    assert "pi" in domain_for(ENV_ID).reference_baselines  # scored by default, not matched
-    assert "pi" not in domain_for(ENV_ID).match_baseline.split(",")
+    assert ("pi_eta", "three_body", "tol", spec.doc) in list_baselines()
+    assert "pi_eta" in domain_for(ENV_ID).reference_baselines  # scored by default, not matched
+    assert "pi_eta" not in domain_for(ENV_ID).match_baseline.split(",")
 
 
 def test_gains_are_scaled_by_the_scheme_order() -> None:
@@ -99,10 +99,10 @@ def test_a_short_evaluation_costs_more_at_a_tighter_tolerance() -> None:
     domain = domain_for(ENV_ID)
     kwargs = {"integrator": "leapfrog", "horizon": 1.5}
     seeds = held_out_seeds(domain, 0, 2)
-    spec = BASELINES.get("pi")
+    spec = BASELINES.get("pi_eta")
     costs = []
     for tol in (1e-9, 1e-7, 1e-5):
-        contender = baseline_contender(ENV_ID, kwargs, "pi", spec, domain, tol)
+        contender = baseline_contender(ENV_ID, kwargs, "pi_eta", spec, domain, tol)
         rows = evaluate_contender(ENV_ID, contender, domain, seeds)
         assert not any(row["failed"] for row in rows)
         costs.append(summarize(rows)["median_cost"])

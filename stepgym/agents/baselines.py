@@ -161,7 +161,7 @@ BASELINES.add(
     ),
 )
 BASELINES.add(
-    "pi",
+    "pi_eta",
     BaselineSpec(
         TimescalePI,
         "PI control of eta (timescale rule) on the energy-error growth per decision: "
@@ -174,7 +174,7 @@ BASELINES.add(
     ),
 )
 BASELINES.add(
-    "pi_raw",
+    "pi",
     BaselineSpec(
         PIController,
         "PI error-per-step control of the env's own setting (any step_mode) on the "

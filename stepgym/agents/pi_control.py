@@ -126,7 +126,7 @@ class TimescalePI(PIController):
     episodes at the energy-error limit: 5-30% of 20 default held-out starts). Control one
     decision late cannot anticipate an encounter: on leapfrog at matched cost it is 40x-120x
     the timescale rule's median error for every gain pair of :data:`PI_GAINS` and a change
-    limit of 1.25 to 5 per decision (``benchmarks/rules_matched_cost.py --rules pi``): a
+    limit of 1.25 to 5 per decision (``benchmarks/rules_matched_cost.py --rules pi_eta``): a
     reference for error feedback, not a rule to beat. The first decision uses
     ``initial`` eta (default 1e-3: a slice at it costs about 1% of a 100-slice leapfrog
     episode at the tuned eta, and its error, about 2e-8 per slice on seed-paper starts, sits
