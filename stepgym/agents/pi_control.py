@@ -16,6 +16,7 @@ from typing import Any
 
 from stepgym.agents.controller import Controller, env_attribute
 from stepgym.errors import ConfigError, unknown_name_message
+from stepgym.integrators.rebound_integrators import INTEGRATORS
 
 PI_GAINS: dict[str, tuple[float, float]] = {
     "pi34": (0.3, 0.4),
@@ -148,8 +149,6 @@ def _scheme_order(env: Any) -> int | None:
     name = getattr(config, "integrator", None)
     if not isinstance(name, str):
         return None
-    from stepgym.integrators.rebound_integrators import INTEGRATORS
-
     if name not in INTEGRATORS:
         return None
     order = getattr(INTEGRATORS.get(name), "order", None)
