@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
@@ -20,6 +20,9 @@ from stepgym.envs.base import Advance, StepSizeEnv
 from stepgym.features import Feature, FeatureSet
 from stepgym.registry import Registry
 from stepgym.rewards import RewardTerm, WeightedReward
+
+if TYPE_CHECKING:
+    from stepgym.agents.config import TrainConfig
 
 TOY_ID = "stepgym_test/Toy-v0"
 
@@ -113,22 +116,26 @@ def register_toy() -> str:
     return TOY_ID
 
 
+def tiny_train_config(**overrides: Any) -> TrainConfig:
+    """The smallest PPO run the tests train: one rollout of 64 steps on one env, one epoch, no
+    periodic evaluation, checkpoints or progress bar. ``overrides`` are TrainConfig fields."""
+    from stepgym.agents.config import TrainConfig
+
+    fields: dict[str, Any] = {
+        "total_timesteps": 64,
+        "n_envs": 1,
+        "n_steps": 64,
+        "batch_size": 64,
+        "n_epochs": 1,
+        "eval_freq": 0,
+        "checkpoint_freq": 0,
+        "progress_bar": False,
+    }
+    return TrainConfig(**{**fields, **overrides})
+
+
 def train_briefly(runs_dir: Path, env_id: str = TOY_ID, env_kwargs: str = "{}") -> Path:
     """A 64-step PPO run without periodic evaluation: just enough to have a saved policy."""
-    from stepgym.agents.config import TrainConfig
     from stepgym.agents.train import train
 
-    config = TrainConfig(
-        env_id=env_id,
-        env_kwargs=env_kwargs,
-        total_timesteps=64,
-        n_envs=1,
-        n_steps=64,
-        batch_size=64,
-        n_epochs=1,
-        eval_freq=0,
-        checkpoint_freq=0,
-        progress_bar=False,
-        runs_dir=runs_dir,
-    )
-    return train(config)
+    return train(tiny_train_config(env_id=env_id, env_kwargs=env_kwargs, runs_dir=runs_dir))

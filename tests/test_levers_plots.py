@@ -10,10 +10,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from agents_toy_env import tiny_train_config
 
 import stepgym  # noqa: F401 - registers the environments
 from stepgym.agents.baselines import BASELINES
-from stepgym.agents.config import EvaluateConfig, TrainConfig
+from stepgym.agents.config import EvaluateConfig
 from stepgym.agents.evaluate import evaluate
 from stepgym.agents.step_plots import StepTrace, trace_episode, trace_rows
 from stepgym.agents.train import train
@@ -42,16 +43,10 @@ def test_close_encounters_are_the_decisions_below_the_threshold() -> None:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = TrainConfig(
+    config = tiny_train_config(
         env_kwargs=json.dumps(ENV),
         total_timesteps=128,
         n_envs=2,
-        n_steps=64,
-        batch_size=64,
-        n_epochs=1,
-        eval_freq=0,
-        checkpoint_freq=0,
-        progress_bar=False,
         runs_dir=tmp_path_factory.mktemp("plots"),
         exp_name="plot",
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from agents_toy_env import tiny_train_config
 
 import stepgym  # noqa: F401  (registers the environments)
 from stepgym.errors import ConfigError
@@ -141,23 +142,15 @@ def test_the_env_runs_yoshida4_in_raw_and_rule_modes(step_mode: str, decision: s
 
 
 def test_a_timescale_policy_trained_on_leapfrog_transfers_to_yoshida4(tmp_path: Path) -> None:
-    from stepgym.agents.config import TrainConfig, TransferConfig
+    from stepgym.agents.config import TransferConfig
     from stepgym.agents.train import train
     from stepgym.agents.transfer import transfer
 
     kwargs = {"integrator": "leapfrog", "step_mode": "timescale", "eta_range": [0.02, 0.2]}
     run = train(
-        TrainConfig(
+        tiny_train_config(
             env_id="stepgym/ThreeBody-v0",
             env_kwargs=json.dumps({**kwargs, **SMALL_EPISODES}),
-            total_timesteps=64,
-            n_envs=1,
-            n_steps=64,
-            batch_size=64,
-            n_epochs=1,
-            eval_freq=0,
-            checkpoint_freq=0,
-            progress_bar=False,
             runs_dir=tmp_path / "runs",
         )
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from agents_toy_env import tiny_train_config
 
 from stepgym.agents.bootstrap import Interval, bootstrap_ci, cluster_bootstrap_ci, mean
-from stepgym.agents.config import SweepConfig, TrainConfig
+from stepgym.agents.config import SweepConfig
 from stepgym.agents.sweep_report import write_sweep_report
 from stepgym.agents.sweep_space import expand, parse_grid, parse_random
 from stepgym.errors import ConfigError
@@ -29,16 +31,8 @@ TINY_ENV = {
     "reward": "linear_cost",
     "horizon": 1.0,
 }
-TINY_TRAIN = TrainConfig(
-    env_kwargs=json.dumps(TINY_ENV),
-    total_timesteps=32,
-    n_envs=1,
-    n_steps=32,
-    batch_size=32,
-    n_epochs=1,
-    eval_freq=0,
-    checkpoint_freq=0,
-    progress_bar=False,
+TINY_TRAIN = tiny_train_config(
+    env_kwargs=json.dumps(TINY_ENV), total_timesteps=32, n_steps=32, batch_size=32
 )
 EVALUATION = {"n_episodes": 2, "seed": 0, "bisect_iters": 1, "match": None}
 
@@ -92,7 +86,7 @@ def test_space_expands_grid_and_shares_random_draws_across_seeds() -> None:
     assert len(by_config) == 4 and all(len(rates) == 1 for rates in by_config.values())
     again = expand(TINY_TRAIN, grid, random, 2, 0, EVALUATION)
     assert [t.key for t in again] == [t.key for t in trials]  # reproducible keys
-    longer = TrainConfig(**{**TINY_TRAIN.__dict__, "total_timesteps": 64})
+    longer = dataclasses.replace(TINY_TRAIN, total_timesteps=64)
     assert expand(longer, grid, random, 2, 0, EVALUATION)[0].key != trials[0].key
     with pytest.raises(ConfigError, match="Did you mean 'learning_rate'"):
         parse_grid(["learning_rat=1e-3"])
@@ -250,9 +244,7 @@ def test_sweep_killed_after_its_first_trial_reruns_no_finished_trial(private_dir
 def test_asha_stops_lagging_trials_and_a_rerun_keeps_them_stopped(private_dir: Path) -> None:
     from stepgym.agents.sweep import sweep
 
-    train = TrainConfig(
-        **{**TINY_TRAIN.__dict__, "total_timesteps": 256, "eval_freq": 32, "n_eval_episodes": 1}
-    )
+    train = dataclasses.replace(TINY_TRAIN, total_timesteps=256, eval_freq=32, n_eval_episodes=1)
     config = SweepConfig(
         train=train,
         grid=("seed=0,1,2,3",),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from agents_toy_env import tiny_train_config
 
 from stepgym.agents import sweep_space
 from stepgym.agents.bootstrap import ratio_ci
@@ -20,16 +21,11 @@ from stepgym.agents.sweep_space import trial_spec
 from stepgym.errors import ConfigError
 
 TINY_ENV = {"integrator": "leapfrog", "step_mode": "timescale", "reward": "linear_cost"}
-TINY_TRAIN = TrainConfig(
+TINY_TRAIN = tiny_train_config(
     env_kwargs=json.dumps({**TINY_ENV, "horizon": 1.0}),
     total_timesteps=32,
-    n_envs=1,
     n_steps=32,
     batch_size=32,
-    n_epochs=1,
-    eval_freq=0,
-    checkpoint_freq=0,
-    progress_bar=False,
 )
 EVALUATION = {"n_episodes": 2, "seed": 0, "bisect_iters": 1, "match": None}
 
