@@ -71,6 +71,22 @@ def test_tail_presets_pay_the_final_error_over_an_episode() -> None:
     assert rewards[-1] == pytest.approx(-(math.log10(info["energy_error"]) + 16.0))
 
 
+def test_efficiency_preset_returns_error_times_cost_to_the_order() -> None:
+    """Return = -(log10 E_end + 16) - w log10 C_end: flat along a line E ~ C^-w."""
+    assert set(REWARD_PRESETS.get("efficiency")) == {"terminal_error", "cost", "failure"}
+    env = gym.make(THREE_BODY, **LEAPFROG, reward="efficiency", cost_weight=2.0)
+    env.reset(seed=4)
+    total, info, done = 0.0, {}, False
+    while not done:
+        _, reward, terminated, truncated, info = env.step(np.array([0.0], dtype=np.float32))
+        total += float(reward)
+        done = terminated or truncated
+    env.close()
+    assert truncated and info["reward_terms"]["failure"] == 0.0  # reached the horizon
+    expected = -(math.log10(info["energy_error"]) + 16.0) - 2.0 * math.log10(info["cost"])
+    assert total == pytest.approx(expected, rel=1e-9)
+
+
 # ---- reward scale and gamma -------------------------------------------------------------------
 
 

@@ -40,6 +40,14 @@ escape, close encounter), from its final relative energy error ``E_end``:
   starts: p90 ~ 4e-5, so ``tail_excess_1e-5``).
 
 Presets ``terminal`` and ``tail`` add these to ``linear_cost`` (weights 1).
+
+A matched-cost objective: the preset ``efficiency`` pays ``terminal_error`` + ``cost`` +
+``failure``, whose episode return is ``-(log10 E_end + w log10 C_end) + const``. With ``w`` set
+to the order p of a fixed-step scheme driven by a rule (leapfrog, SABA: ``cost_weight=2``),
+the rule's own error/work line ``E ~ C^-p`` has the same return at every eta, so the policy
+gains nothing by trading error for cost along the rule's curve (which is what ``linear_cost``
+rewards) and only by reaching a lower error at the same cost: the quantity the matched-cost
+comparison measures.
 """
 
 from __future__ import annotations
@@ -171,4 +179,5 @@ REWARD_PRESETS.add(
 REWARD_PRESETS.add(
     "tail", {"accuracy": 1.0, "cost_linear": 1.0, "failure": 5.0, "tail_excess_1e-5": 1.0}
 )
+REWARD_PRESETS.add("efficiency", {"terminal_error": 1.0, "cost": 1.0, "failure": 5.0})
 REWARD_PRESETS.add("seed_paper", {"seed_paper_accuracy": 3000.0, "seed_paper_cost": 4.0})
