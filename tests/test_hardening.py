@@ -638,3 +638,56 @@ def test_resume_continues_steps_and_statistics(tmp_path: Path) -> None:
     assert (run / "checkpoints" / "rl_model_128_steps.zip").is_file()
     with pytest.raises(ConfigError, match=r"already trained for 1[2-5][0-9] of 128"):
         train(TrainConfig(resume=run, progress_bar=False))
+
+
+def test_dqn_resume_restores_its_replay_buffer_from_plain_arrays(tmp_path: Path) -> None:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from stepgym.agents.config import TrainConfig
+    from stepgym.agents.replay import replay_path_for
+    from stepgym.agents.train import train
+
+    dqn = {"algo": "dqn", "env_kwargs": '{"action": "discrete"}', "checkpoint_freq": 32}
+    with pytest.raises(KeyboardInterrupt):
+        train(_tiny(tmp_path, **dqn), callbacks=[_stop_callback(80, KeyboardInterrupt)])
+    (run,) = (tmp_path / "runs").iterdir()
+    saved = replay_path_for(run / "model_interrupted.zip")
+    with np.load(saved, allow_pickle=False) as data:
+        # the 80th transition is stored after the callback that interrupts at step 80
+        assert int(data["pos"]) == 79 and data["observations"].shape[0] == 79
+        first_obs = data["observations"][:5].copy()
+    # only the newest checkpoint keeps a buffer beside it
+    assert [p.name for p in (run / "checkpoints").glob("*_replay.npz")] == [
+        "rl_model_64_steps_replay.npz"
+    ]
+    seen: dict[str, Any] = {}
+
+    class AtStart(BaseCallback):
+        def _on_training_start(self) -> None:
+            seen["pos"] = self.model.replay_buffer.pos
+            seen["obs"] = self.model.replay_buffer.observations[:5].copy()
+
+        def _on_step(self) -> bool:
+            return True
+
+    train(TrainConfig(resume=run, progress_bar=False), callbacks=[AtStart()])
+    assert seen["pos"] == 79
+    np.testing.assert_array_equal(seen["obs"], first_obs)
+
+
+def test_a_replay_buffer_that_does_not_fit_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from stable_baselines3 import DQN
+
+    from stepgym.agents.replay import replay_path_for, restore_replay
+
+    env = gym.make(TOY, action="discrete")
+    model = DQN("MlpPolicy", env, buffer_size=100, learning_starts=1000, seed=0)
+    model_path = tmp_path / "model.zip"
+    np.savez(replay_path_for(model_path), observations=np.zeros((5, 1, 7), np.float32))
+    with pytest.raises(ConfigError, match="not a replay buffer saved by stepgym"):
+        restore_replay(model, model_path)
+    wrong_shape = np.zeros((5, 1, 7), np.float32)
+    np.savez(replay_path_for(model_path), observations=wrong_shape, pos=5, full=False)
+    with pytest.raises(ConfigError, match="does not fit this run's buffer"):
+        restore_replay(model, model_path)
+    assert not restore_replay(model, tmp_path / "other.zip")  # no file: nothing restored

@@ -20,6 +20,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 
 from stepgym.agents.config import TrainConfig
+from stepgym.agents.replay import replay_path_for, save_replay
 from stepgym.agents.runfiles import (
     BEST_MODEL_FILE,
     CHECKPOINT_DIR,
@@ -41,12 +42,15 @@ from stepgym.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
-def save_with_stats(model: object, model_path: Path) -> None:
+def save_with_stats(model: object, model_path: Path, replay: bool = True) -> None:
     """Save ``model`` and its training VecNormalize statistics (if any) atomically, statistics
-    first, so a model file never exists without the statistics it needs."""
+    first, so a model file never exists without the statistics it needs; with ``replay`` also
+    an off-policy model's replay buffer (:mod:`stepgym.agents.replay`), for resuming."""
     vec_normalize = model.get_vec_normalize_env()  # type: ignore[attr-defined]
     if vec_normalize is not None:
         save_stats(vec_normalize, stats_path_for(model_path))
+    if replay:
+        save_replay(model, model_path)
     save_model(model, model_path)
 
 
@@ -59,7 +63,7 @@ class SaveBestCallback(BaseCallback):
         self.best_dir = Path(best_dir)
 
     def _on_step(self) -> bool:
-        save_with_stats(self.model, self.best_dir / BEST_MODEL_FILE)
+        save_with_stats(self.model, self.best_dir / BEST_MODEL_FILE, replay=False)
         return True
 
 
@@ -84,6 +88,9 @@ class AtomicCheckpointCallback(BaseCallback):
             self._saved_bucket = bucket
             path = self.save_dir / f"{CHECKPOINT_PREFIX}_{self.num_timesteps}_steps.zip"
             save_with_stats(self.model, path)
+            for older in self.save_dir.glob(f"{CHECKPOINT_PREFIX}_*_replay.npz"):
+                if older != replay_path_for(path):
+                    older.unlink(missing_ok=True)  # one replay buffer per run's checkpoints
             logger.debug("checkpoint %s", path)
         return True
 

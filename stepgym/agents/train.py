@@ -69,6 +69,7 @@ from stepgym.agents.checkpoints import (
 from stepgym.agents.config import TrainConfig
 from stepgym.agents.domains import DOMAINS
 from stepgym.agents.envs import make_env, make_vec, merged, parse_env_kwargs
+from stepgym.agents.replay import restore_replay
 from stepgym.agents.runfiles import (
     BEST_DIR,
     BEST_MODEL_FILE,
@@ -322,6 +323,7 @@ def resume(config: TrainConfig, callbacks: Sequence[BaseCallback] = ()) -> Path:
         model = build_model(base, train_env, run_dir / "tb")
         model.set_parameters(read_weights(point.model_path), exact_match=True, device="cpu")
         model.num_timesteps = point.num_timesteps
+        restore_replay(model, point.model_path)
         _record_resume(run_dir, record, point, base.total_timesteps)
         run_callbacks = build_callbacks(base, run_dir, eval_env)
         for callback in run_callbacks.callbacks:
