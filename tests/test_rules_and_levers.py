@@ -102,18 +102,20 @@ def test_crossing_time_is_the_fly_by_time_when_bodies_pass_fast() -> None:
 
 
 @pytest.mark.skipif(load_compiled_rules() is None, reason="no C compiler")
-@pytest.mark.parametrize("rule", ["jerk", "crossing"])
+@pytest.mark.parametrize("rule", ["jerk", "crossing", "symmetric"])
 def test_compiled_scales_equal_the_python_references(rule: str) -> None:
     rules = load_compiled_rules()
     assert rules is not None
-    scale_c = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_void_p)(rules.scales[rule])
+    scale_c = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_void_p, ctypes.c_double)(
+        rules.scales[rule]
+    )
     propagator = ReboundPropagator("leapfrog")
     for seed in range(4):
         propagator.load(to_com_frame(make_instance(IC_SETS.get("seed_paper"), seed)))
         for _ in range(3):
             assert propagator.view is not None
-            expected = STEP_RULES.get(rule).scale(propagator.view, 1.0)
-            assert scale_c(propagator.address) == expected > 0.0
+            expected = STEP_RULES.get(rule).scale(propagator.view, 1.0, 3e-2)
+            assert scale_c(propagator.address, 3e-2) == expected > 0.0
             propagator.advance_rule_steps(200, 1e-2)
 
 
@@ -134,8 +136,8 @@ def test_rule_modes_step_with_their_rule(rule: str) -> None:
     env = ThreeBodyEnv(integrator="leapfrog", step_mode=rule, horizon=2.0, decision="fine")
     env.reset(seed=3)
     assert env.propagator.view is not None
-    scale = STEP_RULES.get(rule).scale(env.propagator.view, 1.0)
     eta = env.action_map.from_unit(0.0)
+    scale = STEP_RULES.get(rule).scale(env.propagator.view, 1.0, eta)
     _obs, _r, _term, _trunc, info = env.step(np.array([0.0], dtype=np.float32))
     assert info["steps"] == 10 and info["energy_error"] < 1e-3
     first = ThreeBodyEnv(integrator="leapfrog", step_mode=rule, decision="fine",

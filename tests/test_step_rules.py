@@ -85,7 +85,7 @@ def test_a_fine_step_is_the_rule_times_the_scale_at_its_start() -> None:
     c_path, _ = _pair("leapfrog")
     assert c_path.view is not None
     for rule in STEP_RULES:
-        scale = STEP_RULES.get(rule).scale(c_path.view, 1.0)
+        scale = STEP_RULES.get(rule).scale(c_path.view, 1.0, 3e-3)
         c_path.advance_rule_steps(1, 3e-3, rule=rule)
         assert c_path.last_step() == 3e-3 * scale
 
@@ -98,7 +98,7 @@ def test_compiled_rho_t_equals_the_numpy_reference() -> None:
         propagator.load(to_com_frame(make_instance(IC_SETS.get("seed_paper"), seed)))
         for _ in range(3):
             assert propagator.view is not None
-            expected = radius_scale(propagator.view, 1.0)
+            expected = radius_scale(propagator.view, 1.0, 1.0)
             got = rules.library.stepgym_rho_t_system(propagator.address)
             assert got == pytest.approx(expected, rel=1e-12) and math.isfinite(got)
             propagator.advance_rule_steps(50, 1e-2)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from stepgym.integrators.base import ParticleReader
     from stepgym.integrators.rebound_backend import ReboundPropagator
 
-Scale = Callable[["ParticleReader", float], float]
+Scale = Callable[["ParticleReader", float, float], float]
+"""A rule's scale: (particles, G, value) -> time scale (StepRule.scale)."""
 
 
 def over_budget(sim: Any, counter: Any, steps0: int, per_step: float, loop_pass: int) -> bool:
@@ -59,7 +60,7 @@ def rule_to(
         remaining = t_end - t_before
         if remaining <= done_within:
             return DONE
-        dt = value * scale(view, G)
+        dt = value * scale(view, G, value)
         if not dt > 0.0:
             return BAD_STEP
         n = 1
@@ -84,7 +85,7 @@ def rule_steps(propagator: ReboundPropagator, n_steps: int, value: float, scale:
     assert view is not None
     steps0 = sim.steps_done
     for loop_pass in range(1, n_steps + 1):
-        dt = value * scale(view, G)
+        dt = value * scale(view, G, value)
         if not dt > 0.0:
             return BAD_STEP
         scheme.apply_step(sim, dt)

@@ -7,9 +7,10 @@
  *   SIM_STATUS SIM_HEARTBEAT
  *   PARTICLE_SIZE P_X P_VX P_M                                  size and offsets of reb_particle
  *
- * A rule maps the particle state to a time scale; the step is value * scale. Adding a rule is
- * one function here, `double stepgym_rule_<name>(const char* sim)`, plus its entry (with the
- * Python reference) in STEP_RULES. Every rule must do the same floating-point operations, in
+ * A rule maps the particle state (and the value, which only the time-symmetrised rule reads) to
+ * a time scale; the step is value * scale. Adding a rule is one function here,
+ * `double stepgym_rule_<name>(const char* sim, double value)`, plus its entry (with the Python
+ * reference) in STEP_RULES. Every rule must do the same floating-point operations, in
  * the same order, as its Python reference, so the two paths give the same trajectory.
  */
 #include <math.h>
@@ -36,7 +37,7 @@ enum { CT_COUNT, CT_LIMIT, CT_STOPPED, CT_DEADLINE };
 #define CLOCK_EVERY 16 /* loop passes between wall-clock reads */
 
 typedef int (*steps_fn_t)(void*, size_t);
-typedef double (*scale_fn_t)(const char*);
+typedef double (*scale_fn_t)(const char*, double);
 typedef void (*heartbeat_fn_t)(char*);
 
 static steps_fn_t reb_steps = 0;
@@ -81,10 +82,15 @@ static inline void pair_minima(const char* sim, double* t2_min, double* r2_min) 
 }
 
 /* t_dyn = min over pairs of sqrt(r^3 / (G (m_i + m_j))), as ParticleView.timescale. */
-double stepgym_rule_timescale(const char* sim) {
+static double sg_t_dyn(const char* sim) {
     double t2_min, r2_min;
     pair_minima(sim, &t2_min, &r2_min);
     return sqrt(t2_min);
+}
+
+double stepgym_rule_timescale(const char* sim, double value) {
+    (void)value;
+    return sg_t_dyn(sim);
 }
 
 /* Observation: out[0] = t_dyn, out[1] = smallest pair distance (ParticleView's
@@ -97,7 +103,8 @@ void stepgym_timescale_and_separation(const char* sim, double* out) {
 }
 
 /* Crossing time: min(t_dyn, min over pairs of r_ij / |v_ij|), as timescales.crossing_timescale. */
-double stepgym_rule_crossing(const char* sim) {
+double stepgym_rule_crossing(const char* sim, double value) {
+    (void)value;
     const size_t n = AT(sim, size_t, SIM_N);
     double t2_min, r2_min;
     pair_minima(sim, &t2_min, &r2_min);
@@ -182,7 +189,8 @@ static void sg_derivatives(const char* sim, size_t n, double G, double (*acc)[3]
 
 /* Jerk/snap time scale (after REBOUND's PRS23 criterion for IAS15):
  * min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)); t_dyn when no body has one. */
-double stepgym_rule_jerk(const char* sim) {
+double stepgym_rule_jerk(const char* sim, double value) {
+    (void)value;
     const size_t n = AT(sim, size_t, SIM_N);
     const double G = AT(sim, double, SIM_G);
     if (n > SG_MAX_BODIES) return NAN; /* ends the advance as a bad step */
@@ -202,13 +210,81 @@ double stepgym_rule_jerk(const char* sim) {
             if (0.0 < tau2 && tau2 < tau2_min) tau2_min = tau2;
         }
     }
-    if (!(tau2_min < INFINITY)) return stepgym_rule_timescale(sim);
+    if (!(tau2_min < INFINITY)) return sg_t_dyn(sim);
     return sqrt(tau2_min);
+}
+
+/* Fixed-point iterations after the first trial step; timescales.SYMMETRIC_CORRECTIONS. */
+#define SG_SYMMETRIC_CORRECTIONS 1
+
+/* Pairwise Newtonian accelerations, as timescales._accelerations. */
+static void sg_accelerations(size_t n, double G, const double (*x)[3], const double* m,
+                             double (*acc)[3]) {
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++) acc[i][k] = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            double r[3];
+            for (int k = 0; k < 3; k++) r[k] = x[j][k] - x[i][k];
+            const double r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
+            const double inv3 = 1.0 / (r2 * sqrt(r2));
+            const double gi = G * m[j], gj = G * m[i];
+            for (int k = 0; k < 3; k++) {
+                const double a_k = r[k] * inv3;
+                acc[i][k] += gi * a_k;
+                acc[j][k] -= gj * a_k;
+            }
+        }
+    }
+}
+
+/* min over pairs of r^3 / (G (m_i + m_j)) of positions x, as timescales._free_fall2. */
+static double sg_free_fall2(size_t n, double G, const double (*x)[3], const double* m) {
+    double t2_min = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            const double r2 = distance2(x[i], x[j]);
+            const double t2 = r2 * sqrt(r2) / (G * (m[i] + m[j]));
+            if (t2 < t2_min) t2_min = t2;
+        }
+    }
+    return t2_min;
+}
+
+/* Time-symmetrised scale (explicit Hut-Makino-Funato): (t_dyn(x) + t_dyn(x')) / 2 with x' the
+ * Taylor prediction x + v dt + a dt^2 / 2 a step dt = value * scale ahead, scale starting at
+ * t_dyn(x); as timescales.symmetric_timescale. */
+double stepgym_rule_symmetric(const char* sim, double value) {
+    const size_t n = AT(sim, size_t, SIM_N);
+    const double G = AT(sim, double, SIM_G);
+    if (n > SG_MAX_BODIES) return NAN; /* ends the advance as a bad step */
+    double x[SG_MAX_BODIES][3], v[SG_MAX_BODIES][3], m[SG_MAX_BODIES];
+    double acc[SG_MAX_BODIES][3], predicted[SG_MAX_BODIES][3];
+    for (size_t i = 0; i < n; i++) {
+        const double* p = particle(sim, i);
+        for (int k = 0; k < 3; k++) {
+            x[i][k] = (&PX(p))[k];
+            v[i][k] = (&PV(p))[k];
+        }
+        m[i] = PM(p);
+    }
+    const double tau = sqrt(sg_free_fall2(n, G, (const double(*)[3])x, m));
+    sg_accelerations(n, G, (const double(*)[3])x, m, acc);
+    double scale = tau;
+    for (int pass = 0; pass <= SG_SYMMETRIC_CORRECTIONS; pass++) {
+        const double dt = value * scale;
+        const double half = 0.5 * dt * dt;
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < 3; k++)
+                predicted[i][k] = x[i][k] + v[i][k] * dt + acc[i][k] * half;
+        scale = 0.5 * (tau + sqrt(sg_free_fall2(n, G, (const double(*)[3])predicted, m)));
+    }
+    return scale;
 }
 
 #ifdef STEPGYM_HAVE_RHO_T
 /* rho_t = min over pairs of the pair's time-domain radius (capped at 1/n), see rho_t.h. */
-double stepgym_rule_radius(const char* sim) {
+double stepgym_rho_t_system(const char* sim) {
     const size_t n = AT(sim, size_t, SIM_N);
     const double G = AT(sim, double, SIM_G);
     double rho_min = INFINITY;
@@ -229,7 +305,10 @@ double stepgym_rule_radius(const char* sim) {
     return rho_min;
 }
 
-double stepgym_rho_t_system(const char* sim) { return stepgym_rule_radius(sim); }
+double stepgym_rule_radius(const char* sim, double value) {
+    (void)value;
+    return stepgym_rho_t_system(sim);
+}
 #endif
 
 static double monotonic_now(void) {
@@ -287,7 +366,8 @@ static void start_block_to(char* sim, struct advance* a) {
     const double t = AT(sim, double, SIM_T);
     const double remaining = t_end - t;
     if (remaining <= 1e-13 * fmax(1.0, fabs(t_end))) return stop(sim, a, SG_DONE);
-    const double dt = a->request[RQ_VALUE] * a->scale(sim);
+    const double value = a->request[RQ_VALUE];
+    const double dt = value * a->scale(sim, value);
     if (!(dt > 0.0)) return stop(sim, a, SG_BAD_STEP);
     long n = 1;
     if (dt < remaining) {
@@ -312,7 +392,8 @@ static void heartbeat_steps(char* sim, struct advance* a) {
     a->pass++;
     if (over_budget(sim, a)) return stop(sim, a, SG_BUDGET);
     if (a->pass >= (long)a->request[RQ_N_STEPS]) return; /* REBOUND's loop ends here */
-    const double dt = a->request[RQ_VALUE] * a->scale(sim);
+    const double value = a->request[RQ_VALUE];
+    const double dt = value * a->scale(sim, value);
     if (!(dt > 0.0)) return stop(sim, a, SG_BAD_STEP);
     set_step(sim, a, dt);
 }
@@ -339,7 +420,8 @@ int stepgym_advance(char* sim, const double* request, double* counter, double* c
     if (fine) {
         n_steps = (size_t)request[RQ_N_STEPS];
         if (n_steps == 0) return SG_DONE;
-        const double dt = request[RQ_VALUE] * a.scale(sim);
+        const double value = request[RQ_VALUE];
+        const double dt = value * a.scale(sim, value);
         if (!(dt > 0.0)) return SG_BAD_STEP;
         set_step(sim, &a, dt);
     } else {

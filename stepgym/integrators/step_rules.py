@@ -1,4 +1,4 @@
-"""Per-step rules: the step ``value * scale(state)`` recomputed from the particles every step.
+"""Per-step rules: the step ``value * scale(state, value)``, recomputed from the particles.
 
 Each entry of :data:`STEP_RULES` pairs a pure-Python reference (the time scale read from a
 :class:`~stepgym.integrators.base.ParticleReader`) with the name of its C twin in
@@ -21,14 +21,17 @@ Rules:
   computed analytically (after REBOUND's PRS23 criterion for IAS15; equals t_dyn on a circular
   orbit, smaller while a pair closes in fast; :mod:`stepgym.integrators.timescales`).
 - ``crossing``: min(t_dyn, min over pairs of r_ij / |v_ij|).
+- ``symmetric``: (t_dyn(x) + t_dyn(x')) / 2, x' the second-order Taylor prediction of the
+  positions a step eta * scale ahead (from t_dyn(x), refined once): an explicit approximation
+  of Hut, Makino & Funato's (1995) time-symmetrised criterion, with no force evaluation and
+  no undone step, so it runs on every scheme; not exactly reversible
+  (:mod:`stepgym.integrators.timescales`).
 
-A time-symmetric rule (dt = eta (tau(now) + tau(after the step)) / 2) does not fit here: its
-scale depends on the state after a trial step, which needs a force evaluation and a way to
-undo the step for every scheme (WHFast and SABA keep internal coordinates), not a function of
-the current particles.
+A rule's scale takes the value too (``scale(view, G, value)``, ``f(sim, value)`` in C): the
+symmetric rule predicts a step of that value ahead; the others ignore it.
 
 Adding a rule is one Python function registered here plus one C function
-``double stepgym_rule_<name>(const char* sim)`` in ``step_rules.c``.
+``double stepgym_rule_<name>(const char* sim, double value)`` in ``step_rules.c``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ import numpy as np
 from stepgym.integrators.base import ParticleReader
 from stepgym.integrators.native import build_library, function_address
 from stepgym.integrators.rho_t import system_rho_t
-from stepgym.integrators.timescales import crossing_timescale, jerk_timescale
+from stepgym.integrators.timescales import (
+    crossing_timescale,
+    jerk_timescale,
+    symmetric_timescale,
+)
 from stepgym.registry import Registry
 
 REQUEST_SIZE = 6
@@ -64,14 +71,15 @@ _RHO_T_HEADER = Path(__file__).with_name("rho_t.h")
 
 @dataclass(frozen=True)
 class StepRule:
-    """A per-step rule: the step is ``value * scale`` with ``scale`` read from the state."""
+    """A per-step rule: the step is ``value * scale`` with ``scale`` read from the state (and,
+    for a rule that looks ahead, the value)."""
 
     name: str
     """Name in STEP_RULES (also the env's step mode that uses it)."""
-    scale: Callable[[ParticleReader, float], float]
-    """Pure-Python reference: the time scale from the particles and G."""
+    scale: Callable[[ParticleReader, float, float], float]
+    """Pure-Python reference: the time scale from the particles, G and the value."""
     c_function: str
-    """Name of the C twin in step_rules.c (``double f(const char* sim)``)."""
+    """Name of the C twin in step_rules.c (``double f(const char* sim, double value)``)."""
     doc: str = ""
 
 
@@ -79,12 +87,12 @@ STEP_RULES: Registry[StepRule] = Registry("step rule")
 """Per-step rules by name."""
 
 
-def timescale_scale(view: ParticleReader, G: float) -> float:
+def timescale_scale(view: ParticleReader, G: float, value: float) -> float:
     """t_dyn = min over pairs of sqrt(r_ij^3 / (G (m_i + m_j)))."""
     return view.timescale(G)
 
 
-def radius_scale(view: ParticleReader, G: float) -> float:
+def radius_scale(view: ParticleReader, G: float, value: float) -> float:
     """rho_t: min over pairs of the capped time-domain radius (stepgym.integrators.rho_t)."""
     positions = np.empty((view.n, 3))
     velocities = np.empty((view.n, 3))
@@ -99,14 +107,20 @@ def _state_lists(view: ParticleReader) -> tuple[list[list[float]], list[list[flo
     return positions.tolist(), velocities.tolist(), view.masses().tolist()
 
 
-def jerk_scale(view: ParticleReader, G: float) -> float:
+def jerk_scale(view: ParticleReader, G: float, value: float) -> float:
     """min over bodies of sqrt(2 |a|^2 / (|jerk|^2 + |a| |snap|)) (timescales.jerk_timescale)."""
     return jerk_timescale(*_state_lists(view), G)
 
 
-def crossing_scale(view: ParticleReader, G: float) -> float:
+def crossing_scale(view: ParticleReader, G: float, value: float) -> float:
     """min(t_dyn, min over pairs of r_ij / |v_ij|) (timescales.crossing_timescale)."""
     return crossing_timescale(*_state_lists(view), G)
+
+
+def symmetric_scale(view: ParticleReader, G: float, value: float) -> float:
+    """(t_dyn(x) + t_dyn(x')) / 2, x' predicted a step ``value * scale`` ahead
+    (timescales.symmetric_timescale)."""
+    return symmetric_timescale(*_state_lists(view), G, value)
 
 
 STEP_RULES.add(
@@ -144,6 +158,16 @@ STEP_RULES.add(
         crossing_scale,
         "stepgym_rule_crossing",
         "eta * min(t_dyn, min_ij r_ij / |v_ij|)",
+    ),
+)
+STEP_RULES.add(
+    "symmetric",
+    StepRule(
+        "symmetric",
+        symmetric_scale,
+        "stepgym_rule_symmetric",
+        "eta * (t_dyn(x) + t_dyn(x')) / 2, x' = x + v dt + a dt^2 / 2 a trial step ahead "
+        "(explicit time-symmetrised criterion after Hut, Makino & Funato 1995)",
     ),
 )
 

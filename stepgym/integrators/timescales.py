@@ -1,8 +1,8 @@
-r"""Time scales of a gravitating system beyond t_dyn: the jerk/snap scale and the crossing time.
+r"""Time scales of a gravitating system beyond t_dyn: jerk/snap, crossing time, time-symmetrised.
 
 Plain-Python arithmetic on lists of floats, in the same order as the C twins in
-``stepgym/integrators/step_rules.c`` (the per-step rules ``jerk`` and ``crossing``), so the
-compiled and the reference loops take the same steps.
+``stepgym/integrators/step_rules.c`` (the per-step rules ``jerk``, ``crossing`` and
+``symmetric``), so the compiled and the reference loops take the same steps.
 
 *Jerk/snap time scale* (after Pham, Rein & Spiegel's criterion for IAS15, "PRS23"). For every
 body i, with acceleration a_i, jerk j_i = da_i/dt and snap s_i = d^2 a_i / dt^2, all computed
@@ -28,6 +28,23 @@ times G m_j on body i and -G m_i on body j.
 *Crossing time*: tau_cross = min(t_dyn, min_ij r_ij / |v_ij|): the free-fall time, or the
 time two bodies would take to cover their separation at their relative speed, whichever is
 shorter (a fast fly-by shrinks it before the separation does).
+
+*Time-symmetrised scale* (an explicit approximation of Hut, Makino & Funato 1995, ApJ 443,
+L93). Their criterion takes the step from both of its ends, dt = eta (tau(z_n) + tau(z_n+1)) / 2,
+which makes the step a symmetric function of its two end states and keeps a time-reversible
+scheme (leapfrog) reversible with a variable step; it is implicit, since z_n+1 depends on dt.
+Here the end state is predicted, not integrated: a trial step dt0 = eta t_dyn(x) with the
+second-order Taylor step x' = x + v dt0 + a dt0^2 / 2 (a the pairwise Newtonian
+accelerations, computed here and not counted as force evaluations), then
+
+    dt = eta (t_dyn(x) + t_dyn(x')) / 2,
+
+repeated SYMMETRIC_CORRECTIONS more times with dt0 <- dt (a fixed-point iteration towards the
+implicit step). t_dyn depends on positions only, so the predicted velocity v + a dt0 does not
+enter. This is not exactly reversible: the prediction differs from the scheme's step by
+O(dt^3), so a step taken backwards from z_n+1 is not exactly dt; it only anticipates the
+change of t_dyn over the step (a closing pair shortens it before the separation is smallest).
+The scale depends on eta, so the rule's scale takes the value (see ``step_rules``).
 """
 
 from __future__ import annotations
@@ -73,6 +90,52 @@ def crossing_timescale(x: Vectors, v: Vectors, m: Sequence[float], G: float = 1.
             if v2 > 0.0:
                 t2_min = min(t2_min, _distance2(x[i], x[j]) / v2)
     return math.sqrt(t2_min)
+
+
+SYMMETRIC_CORRECTIONS = 1
+"""Fixed-point iterations dt0 <- dt after the first trial step of the time-symmetrised scale
+(0: one trial step of eta t_dyn); step_rules.c's SG_SYMMETRIC_CORRECTIONS is the same."""
+
+
+def _accelerations(x: Vectors, m: Sequence[float], G: float) -> list[list[float]]:
+    """Pairwise Newtonian accelerations of every body (as step_rules.c's sg_accelerations)."""
+    n = len(m)
+    acc = [[0.0, 0.0, 0.0] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            r = [x[j][k] - x[i][k] for k in range(3)]
+            r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
+            inv3 = 1.0 / (r2 * math.sqrt(r2))
+            gi, gj = G * m[j], G * m[i]
+            for k in range(3):
+                a_k = r[k] * inv3
+                acc[i][k] += gi * a_k
+                acc[j][k] -= gj * a_k
+    return acc
+
+
+def symmetric_timescale(
+    x: Vectors,
+    v: Vectors,
+    m: Sequence[float],
+    G: float,
+    eta: float,
+    corrections: int = SYMMETRIC_CORRECTIONS,
+) -> float:
+    """(t_dyn(x) + t_dyn(x')) / 2, x' the Taylor prediction a step eta * scale ahead, the
+    scale starting at t_dyn(x) and refined ``corrections`` times (see the module docstring);
+    the step is ``eta`` times it."""
+    tau = math.sqrt(_free_fall2(x, m, G))
+    acc = _accelerations(x, m, G)
+    scale = tau
+    for _ in range(corrections + 1):
+        dt = eta * scale
+        half = 0.5 * dt * dt
+        predicted = [
+            [x[i][k] + v[i][k] * dt + acc[i][k] * half for k in range(3)] for i in range(len(m))
+        ]
+        scale = 0.5 * (tau + math.sqrt(_free_fall2(predicted, m, G)))
+    return scale
 
 
 def _pair(
@@ -149,4 +212,11 @@ def body_derivatives(
     return _derivatives(x, v, m, G)
 
 
-__all__ = ["body_derivatives", "crossing_timescale", "free_fall_time", "jerk_timescale"]
+__all__ = [
+    "SYMMETRIC_CORRECTIONS",
+    "body_derivatives",
+    "crossing_timescale",
+    "free_fall_time",
+    "jerk_timescale",
+    "symmetric_timescale",
+]

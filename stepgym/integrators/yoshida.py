@@ -230,7 +230,7 @@ class YoshidaPropagator(Propagator):
         scale, view, G = STEP_RULES.get(rule).scale, self._loaded(), self.G
         done_within = 1e-13 * max(1.0, abs(t_end))  # round-off left after the last step
         while (remaining := t_end - self._t) > done_within:
-            dt = value * scale(view, G)
+            dt = value * scale(view, G, value)
             if not dt > 0.0:  # the advance reports the bad step
                 yield dt
                 return
@@ -248,7 +248,7 @@ class YoshidaPropagator(Propagator):
     ) -> AdvanceResult:
         """Take ``n_steps`` steps, each ``value * scale`` of ``rule`` at its start."""
         scale, view, G = STEP_RULES.get(rule).scale, self._loaded(), self.G
-        return self._advance(value * scale(view, G) for _ in range(n_steps))
+        return self._advance(value * scale(view, G, value) for _ in range(n_steps))
 
     def __repr__(self) -> str:
         return f"YoshidaPropagator(t={self._t!r}, loaded={self.view is not None})"
