@@ -259,7 +259,7 @@ def test_default_three_body_evaluation_draws_the_radius_rule_beside_the_timescal
         )
     )
     families = [row["family"] for row in report.summaries]
-    assert families == ["fixed", "jerk", "crossing", "pi_eta", "timescale", "radius"]
+    assert families == ["fixed", "jerk", "crossing", "symmetric", "pi_eta", "timescale", "radius"]
     radius = report.summaries[-1]
     assert radius["parameter"] == pytest.approx(1e-2) and radius["failure_rate"] == 0.0
 

@@ -65,10 +65,10 @@ def test_evaluate_writes_tables_plot_and_matched_cost(toy_run: Path, tmp_path: P
     assert sum(label.startswith("fixed(") for label in labels) == 3
     assert sum(label.startswith("timescale(") for label in labels) == 3
     assert sum(label.startswith("radius(") for label in labels) == 3
-    assert sum(label.startswith(("jerk(", "crossing(")) for label in labels) == 6
+    assert sum(label.startswith(("jerk(", "crossing(", "symmetric(")) for label in labels) == 9
     assert sum(label.startswith("pi_eta(") for label in labels) == 3
     episodes = read_csv(out / "episodes.csv")
-    assert len(episodes) == 4 * len(labels) == 4 * 19
+    assert len(episodes) == 4 * len(labels) == 4 * 22
     for column in ("seed", "error", "cost", "failed", "end_reason", "energy_error", "wall_time"):
         assert column in episodes[0]
     # every controller sees the same held-out seeds
@@ -79,7 +79,7 @@ def test_evaluate_writes_tables_plot_and_matched_cost(toy_run: Path, tmp_path: P
     assert matched[0]["controller"] == "policy"
     assert matched[1]["controller"].startswith("timescale(")
     families = [row["controller"].split("(")[0] for row in matched]
-    assert families == ["policy", "timescale", "jerk", "crossing", "radius"]  # each rule matched
+    assert families == ["policy", "timescale", "jerk", "crossing", "symmetric", "radius"]  # matched
     # toy cost is exactly 20 decisions / (0.1 eta): bisection lands within a few percent
     assert float(matched[1]["cost_ratio"]) == pytest.approx(1.0, rel=0.05)
     assert "## Matched cost" in report.markdown and "| policy |" in report.markdown

@@ -147,12 +147,15 @@ def test_rule_modes_step_with_their_rule(rule: str) -> None:
     assert first.propagator.last_step() == pytest.approx(eta * scale, rel=1e-14)
 
 
-def test_jerk_and_crossing_are_baselines_in_the_default_evaluation() -> None:
+def test_every_rule_is_a_baseline_in_the_default_evaluation() -> None:
     from stepgym.threebody.evaluation import THREE_BODY_DOMAIN
 
-    for name in ("jerk", "crossing"):
+    assert THREE_BODY_DOMAIN.match_baseline is not None
+    for name in STEP_RULES.names():
         assert BASELINES.get(name).env_overrides == {"step_mode": name}
         assert name in THREE_BODY_DOMAIN.reference_baselines
+        assert name in THREE_BODY_DOMAIN.match_baseline.split(",")
+        assert name in THREE_BODY_DOMAIN.dimensionless["step_mode"]
 
 
 def test_pi_gains_are_tunable() -> None:

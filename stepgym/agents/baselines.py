@@ -151,6 +151,14 @@ _add_constant(
     "eta",
     step_mode="crossing",
 )
+_add_constant(
+    "symmetric",
+    "time-symmetrised rule: step = eta x (t_dyn(x) + t_dyn(x')) / 2, x' a Taylor-predicted "
+    "trial step ahead (explicit Hut-Makino-Funato 1995)",
+    "three_body",
+    "eta",
+    step_mode="symmetric",
+)
 BASELINES.add(
     "ias15",
     BaselineSpec(

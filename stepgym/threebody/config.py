@@ -13,13 +13,14 @@ from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.integrators.step_rules import STEP_RULES
 from stepgym.threebody.initial_conditions import IC_SETS, SEED_PAPER_SLICE, SPLITS
 
-STEP_MODES = ("raw", "timescale", "radius", "jerk", "crossing", "residual")
-"""The step modes at import time; :func:`step_modes` also lists rules registered later."""
-
 
 def step_modes() -> tuple[str, ...]:
     """'raw', every per-step rule in STEP_RULES, and 'residual'."""
     return ("raw", *STEP_RULES.names(), "residual")
+
+
+STEP_MODES = step_modes()
+"""The step modes at import time; :func:`step_modes` also lists rules registered later."""
 
 
 DECISION_MODES = ("slice", "fine")
@@ -65,6 +66,8 @@ class ThreeBodyConfig:
     'jerk'        min_i sqrt(2 |a_i|^2 / (|j_i|^2 + |a_i| |s_i|)),      rule_range
                   jerk j and snap s analytic (``threebody.timescales``)
     'crossing'    min(t_dyn, min_ij r_ij / |v_ij|)                     rule_range
+    'symmetric'   (t_dyn(x) + t_dyn(x')) / 2, x' a Taylor-predicted    rule_range
+                  trial step eta * scale ahead (``timescales``)
     'residual'    the rule ``residual_rule`` at ``residual_value``;    2^-k .. 2^k,
                   the action multiplies its step by 2^a (a in octaves)  k = residual_octaves
     ============  ==================================================  ==============
@@ -90,8 +93,8 @@ class ThreeBodyConfig:
     """Range of r in radius mode (step = r * rho_t); wide so that its bounds do not bind
     (good values on seed-paper starts with leapfrog lie near 1e-3 .. 1e-2)."""
     rule_range: tuple[float, float] = (1e-4, 1.0)
-    """Range of the rule's value in the other rule modes ('jerk', 'crossing', rules added to
-    STEP_RULES); their scales equal t_dyn on a circular orbit, so eta's range fits."""
+    """Range of the rule's value in the other rule modes ('jerk', 'crossing', 'symmetric', rules
+    added to STEP_RULES); their scales equal t_dyn on a circular orbit, so eta's range fits."""
     residual_rule: str = "timescale"
     """step_mode='residual': the rule (a name in STEP_RULES) whose step the action scales."""
     residual_value: float = 3e-3

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from stepgym.episodes import Domain, EndReasons, failed_on, final, final_abs
+from stepgym.integrators.step_rules import STEP_RULES
 from stepgym.threebody.records import FAILURE_REASONS
 
 END_REASONS = EndReasons(
@@ -36,9 +37,9 @@ THREE_BODY_DOMAIN = Domain(
     transfer_axis="integrator",
     # every per-step rule measures the step in a timescale of the system (eta * t_dyn,
     # r * rho_t, ...), so its action means the same on every integrator
-    dimensionless={"step_mode": ("timescale", "radius", "jerk", "crossing", "residual")},
+    dimensionless={"step_mode": (*STEP_RULES.names(), "residual")},
     # pi_eta (error feedback on eta) adds ~2% to the default evaluation's time; it is not matched
-    reference_baselines=("fixed", "jerk", "crossing", "pi_eta", "timescale", "radius"),
+    reference_baselines=("fixed", "jerk", "crossing", "symmetric", "pi_eta", "timescale", "radius"),
     # every rule is bisected to the policy's cost; the timescale rule's row comes first
-    match_baseline="timescale,jerk,crossing,radius",
+    match_baseline="timescale,jerk,crossing,symmetric,radius",
 )

@@ -48,6 +48,7 @@ def setting_label(step_mode: str, residual_rule: str, raw_parameter: str) -> str
         "radius": "r (step / rho_t)",
         "jerk": "eta (step / tau_jerk)",
         "crossing": "eta (step / t_cross)",
+        "symmetric": "eta (step / t_sym)",
         "residual": f"multiplier on the {residual_rule} rule's step",
     }
     return labels.get(step_mode, raw_parameter)
