@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: {error.strerror or error}: {error.filename}; check the path.", file=sys.stderr
         )
         return USAGE_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted.", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(f"error: interrupted{f': {interrupt}' if str(interrupt) else '.'}", file=sys.stderr)
         return 130
     return 0

@@ -209,6 +209,30 @@ def _sweep_command(out_dir: Path) -> list[str]:
 
 
 @pytest.mark.slow
+def test_ctrl_c_ends_a_running_sweep_at_once_and_counts_no_unfinished_trial(
+    private_dir: Path,
+) -> None:
+    command = _sweep_command(private_dir)
+    command[command.index("--train.total-timesteps") + 1] = "10000000"  # runs until stopped
+    attempts = private_dir / "killed" / "attempts.log"
+    sweep = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not (attempts.is_file() and attempts.read_text()) and time.monotonic() < deadline:
+        assert sweep.poll() is None, "the sweep ended before its first trial started"
+        time.sleep(0.05)
+    time.sleep(2.0)  # the trial is training
+    os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    _, stderr = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130, stderr[-2000:]
+    assert "interrupted: 0 of 2 trials finished" in stderr and "run the same command" in stderr
+    assert "Traceback" not in stderr
+    # the interrupted trial is not recorded as done (a rerun runs it again)
+    assert not list((private_dir / "killed" / "trials").glob("*.json"))
+
+
+@pytest.mark.slow
 def test_sweep_killed_after_its_first_trial_reruns_no_finished_trial(private_dir: Path) -> None:
     tmp_path = private_dir
     trials_dir = tmp_path / "killed" / "trials"

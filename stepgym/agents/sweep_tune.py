@@ -20,6 +20,10 @@ from stepgym.agents.sweep_space import TrialSpec
 logger = logging.getLogger(__name__)
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Ctrl-C raises KeyboardInterrupt in the driver at once (Tune's own handler would end fit()
+# quietly after a last checkpoint of its state, which stepgym does not use: finished trials
+# are kept as records, and a rerun runs the others)
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 
 def _scheduler(config: SweepConfig) -> Any:
@@ -73,21 +77,45 @@ def fit(
         ),
     )
     start = time.perf_counter()
-    grid = tuner.fit()
-    logger.info("ran %d trials in %.0f s", len(trials), time.perf_counter() - start)
     store = TrialStore(sweep_dir)
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        raise SweepInterrupted(_kept(trials, store, sweep_dir)) from None
     finished = store.load()
     errors: list[str] = []
+    errored: set[str] = set()
     for result in (grid[i] for i in range(len(grid))):
-        spec = TrialSpec.from_dict((result.config or {})["trial"]["spec"])
+        trial = (result.config or {}).get("trial")
+        if trial is None:
+            continue  # never started: Tune was stopped first (Ctrl-C)
+        spec = TrialSpec.from_dict(trial["spec"])
         if spec.key in finished:
             continue
         if result.error is not None:
+            errored.add(spec.key)
             first = str(result.error).strip().splitlines()
             errors.append(f"trial {spec.key} ({spec.params}): {first[-1] if first else 'error'}")
-        elif result.metrics:
+        elif scheduler is not None and result.metrics and config.metric in result.metrics:
             store.write(_stopped_record(spec, result.metrics))
+    if any(t.key not in store.load() and t.key not in errored for t in trials):
+        # Tune ended without running them (its own SIGINT handler, if re-enabled, or SIGUSR1)
+        raise SweepInterrupted(_kept(trials, store, sweep_dir))
+    logger.info("ran %d trials in %.0f s", len(trials), time.perf_counter() - start)
     return errors
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Tune stopped before every trial ran (Ctrl-C): the message says what was kept."""
+
+
+def _kept(trials: list[TrialSpec], store: Any, sweep_dir: Path) -> str:
+    done = store.load()
+    kept = sum(t.key in done for t in trials)
+    return (
+        f"{kept} of {len(trials)} trials finished and are kept in {sweep_dir}; run the same "
+        f"command again to run the other {len(trials) - kept}."
+    )
 
 
 def _stopped_record(spec: TrialSpec, metrics: dict[str, Any]) -> dict[str, Any]:
