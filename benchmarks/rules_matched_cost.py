@@ -3,9 +3,16 @@
 For each target eta of the timescale rule, every other rule's value is bisected (in log space,
 as ``stepgym evaluate`` does for a policy) until its median cost matches; then median/p90
 energy error, median/p90 phase-space error (against the cached IAS15 reference) and the
-failure rate are printed side by side. Deterministic: costs are force evaluations, not time.
+failure rate are printed side by side. Deterministic: costs are force evaluations, not time
+(a rule's own arithmetic is not counted: the jerk and symmetric rules compute the pairwise
+accelerations analytically, about one force evaluation's work per step for three bodies; the
+``wall`` column, the integrator's median wall time over the timescale rule's, shows it, noisily).
+With ``--bootstrap N`` each ratio gets a 95% interval from N paired resamples of the starts
+(both rules ran on the same starts).
 
     python3 benchmarks/rules_matched_cost.py --episodes 20 --integrator leapfrog
+    python3 benchmarks/rules_matched_cost.py --episodes 100 --rules symmetric \
+        --etas 1e-3 3e-3 1e-2 --bootstrap 2000
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import argparse
 import math
 from typing import Any
+
+import numpy as np
 
 from stepgym.agents.baselines import BASELINES
 from stepgym.agents.domains import domain_for
@@ -29,7 +38,12 @@ ENV_ID = "stepgym/ThreeBody-v0"
 
 
 def _row(name: str, parameter: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"rule": name, "value": parameter, **summarize(rows), **extra_error_summary(rows)}
+    summary = {**summarize(rows), **extra_error_summary(rows)}
+    return {"rule": name, "value": parameter, "wall": _median_wall(rows), **summary}
+
+
+def _median_wall(rows: list[dict[str, Any]]) -> float:
+    return float(np.median([float(r.get("wall_time", math.nan)) for r in rows]))
 
 
 def _print(row: dict[str, Any], reference: dict[str, Any]) -> None:
@@ -40,8 +54,37 @@ def _print(row: dict[str, Any], reference: dict[str, Any]) -> None:
         f"{row['median_error']:9.2e} {row['p90_error']:9.2e} "
         f"{row.get('median_phase_error', math.nan):9.2e} "
         f"{row.get('p90_phase_error', math.nan):9.2e} "
-        f"{row['failure_rate']:5.2f}  {ratio:5.2f}x {ratio90:5.2f}x"
+        f"{row['failure_rate']:5.2f}  {ratio:5.2f}x {ratio90:5.2f}x "
+        f"{row['wall'] / reference['wall']:5.2f}x"
     )
+
+
+def _errors(rows: list[dict[str, Any]], key: str) -> np.ndarray:
+    """Per start, the error ``key`` (NaN where the episode failed)."""
+    return np.array([math.nan if r["failed"] else float(r.get(key, math.nan)) for r in rows])
+
+
+def ratio_intervals(
+    rows: list[dict[str, Any]], reference: list[dict[str, Any]], resamples: int, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """95% intervals of the median and p90 error ratios (rows over reference), resampling the
+    starts with replacement, paired (both lists hold the same starts in the same order)."""
+    if [r["seed"] for r in rows] != [r["seed"] for r in reference]:
+        raise ValueError("the two rules did not run on the same starts in the same order")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key in ("error", "phase_error"):
+        a, b = _errors(rows, key), _errors(reference, key)
+        if np.isnan(a).all() or np.isnan(b).all():
+            continue
+        for name, q in (("median", 50.0), ("p90", 90.0)):
+            ratios = []
+            for _ in range(resamples):
+                pick = rng.integers(0, len(a), len(a))
+                ratios.append(np.nanpercentile(a[pick], q) / np.nanpercentile(b[pick], q))
+            low, high = np.percentile(ratios, [2.5, 97.5])
+            out[f"{name} {key}"] = (float(low), float(high))
+    return out
 
 
 def main() -> None:
@@ -49,9 +92,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--integrator", default="leapfrog")
     parser.add_argument("--etas", type=float, nargs="+", default=[1e-3, 3e-3])
-    parser.add_argument("--rules", nargs="+", default=["jerk", "crossing", "radius"])
+    parser.add_argument("--rules", nargs="+", default=["jerk", "crossing", "symmetric", "radius"])
     parser.add_argument("--slices", type=int, default=100, help="horizon in decisions")
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--bootstrap", type=int, default=0, help="resamples (0: no intervals)")
     args = parser.parse_args()
     domain = domain_for(ENV_ID)
     seeds = held_out_seeds(domain, 0, args.episodes)
@@ -63,7 +107,7 @@ def main() -> None:
     print(f"{args.episodes} seed-paper test starts, {args.integrator}, {args.slices} slices")
     print(
         f"{'rule':>10} {'value':>9} {'cost':>9} {'med dE':>9} {'p90 dE':>9} "
-        f"{'med ph':>9} {'p90 ph':>9} {'fail':>5}  med/ts  p90/ts"
+        f"{'med ph':>9} {'p90 ph':>9} {'fail':>5}  med/ts  p90/ts   wall"
     )
     for eta in args.etas:
         spec = BASELINES.get("timescale")
@@ -79,6 +123,10 @@ def main() -> None:
             _print(row, reference)
             if not summary["bracketed"]:
                 print(f"{'':>10} (cost not bracketed)")
+            if args.bootstrap:
+                intervals = ratio_intervals(rule_rows, rows, args.bootstrap)
+                text = ", ".join(f"{k} [{lo:.2f}, {hi:.2f}]" for k, (lo, hi) in intervals.items())
+                print(f"{'':>10} 95% ratio intervals: {text}")
 
 
 if __name__ == "__main__":

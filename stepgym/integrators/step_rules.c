@@ -217,9 +217,11 @@ double stepgym_rule_jerk(const char* sim, double value) {
 /* Fixed-point iterations after the first trial step; timescales.SYMMETRIC_CORRECTIONS. */
 #define SG_SYMMETRIC_CORRECTIONS 1
 
-/* Pairwise Newtonian accelerations, as timescales._accelerations. */
-static void sg_accelerations(size_t n, double G, const double (*x)[3], const double* m,
-                             double (*acc)[3]) {
+/* Over pairs, the smallest r^3 / (G (m_i + m_j)) (returned) and the pairwise Newtonian
+ * accelerations, in one pass, as timescales._free_fall2_and_accelerations. */
+static double sg_free_fall2_and_accelerations(size_t n, double G, const double (*x)[3],
+                                              const double* m, double (*acc)[3]) {
+    double t2_min = INFINITY;
     for (size_t i = 0; i < n; i++)
         for (int k = 0; k < 3; k++) acc[i][k] = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -227,7 +229,10 @@ static void sg_accelerations(size_t n, double G, const double (*x)[3], const dou
             double r[3];
             for (int k = 0; k < 3; k++) r[k] = x[j][k] - x[i][k];
             const double r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
-            const double inv3 = 1.0 / (r2 * sqrt(r2));
+            const double r3 = r2 * sqrt(r2);
+            const double t2 = r3 / (G * (m[i] + m[j]));
+            if (t2 < t2_min) t2_min = t2;
+            const double inv3 = 1.0 / r3;
             const double gi = G * m[j], gj = G * m[i];
             for (int k = 0; k < 3; k++) {
                 const double a_k = r[k] * inv3;
@@ -236,6 +241,7 @@ static void sg_accelerations(size_t n, double G, const double (*x)[3], const dou
             }
         }
     }
+    return t2_min;
 }
 
 /* min over pairs of r^3 / (G (m_i + m_j)) of positions x, as timescales._free_fall2. */
@@ -268,8 +274,8 @@ double stepgym_rule_symmetric(const char* sim, double value) {
         }
         m[i] = PM(p);
     }
-    const double tau = sqrt(sg_free_fall2(n, G, (const double(*)[3])x, m));
-    sg_accelerations(n, G, (const double(*)[3])x, m, acc);
+    const double t2 = sg_free_fall2_and_accelerations(n, G, (const double(*)[3])x, m, acc);
+    const double tau = sqrt(t2);
     double scale = tau;
     for (int pass = 0; pass <= SG_SYMMETRIC_CORRECTIONS; pass++) {
         const double dt = value * scale;

@@ -97,21 +97,28 @@ SYMMETRIC_CORRECTIONS = 1
 (0: one trial step of eta t_dyn); step_rules.c's SG_SYMMETRIC_CORRECTIONS is the same."""
 
 
-def _accelerations(x: Vectors, m: Sequence[float], G: float) -> list[list[float]]:
-    """Pairwise Newtonian accelerations of every body (as step_rules.c's sg_accelerations)."""
+def _free_fall2_and_accelerations(
+    x: Vectors, m: Sequence[float], G: float
+) -> tuple[float, list[list[float]]]:
+    """(min over pairs of r^3 / (G (m_i + m_j)), the pairwise Newtonian accelerations) in one
+    pass over the pairs, as step_rules.c's sg_free_fall2_and_accelerations (r^2 is the same
+    number as in _free_fall2: the components only change sign)."""
     n = len(m)
+    t2_min = math.inf
     acc = [[0.0, 0.0, 0.0] for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
             r = [x[j][k] - x[i][k] for k in range(3)]
             r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
-            inv3 = 1.0 / (r2 * math.sqrt(r2))
+            r3 = r2 * math.sqrt(r2)
+            t2_min = min(t2_min, r3 / (G * (m[i] + m[j])))
+            inv3 = 1.0 / r3
             gi, gj = G * m[j], G * m[i]
             for k in range(3):
                 a_k = r[k] * inv3
                 acc[i][k] += gi * a_k
                 acc[j][k] -= gj * a_k
-    return acc
+    return t2_min, acc
 
 
 def symmetric_timescale(
@@ -125,8 +132,8 @@ def symmetric_timescale(
     """(t_dyn(x) + t_dyn(x')) / 2, x' the Taylor prediction a step eta * scale ahead, the
     scale starting at t_dyn(x) and refined ``corrections`` times (see the module docstring);
     the step is ``eta`` times it."""
-    tau = math.sqrt(_free_fall2(x, m, G))
-    acc = _accelerations(x, m, G)
+    t2, acc = _free_fall2_and_accelerations(x, m, G)
+    tau = math.sqrt(t2)
     scale = tau
     for _ in range(corrections + 1):
         dt = eta * scale
