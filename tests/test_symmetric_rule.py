@@ -54,39 +54,45 @@ def _head_on(speed: float) -> list[Body]:
     )
 
 
+@pytest.mark.parametrize("corrections", [0, 1])
 @pytest.mark.parametrize("eta", [1e-3, 3e-2, 0.2])
-def test_on_a_rigid_rotation_it_is_t_dyn_up_to_the_taylor_steps_radial_drift(eta: float) -> None:
+def test_on_a_rigid_rotation_it_is_t_dyn_up_to_the_taylor_steps_radial_drift(
+    eta: float, corrections: int
+) -> None:
     x, v, m = _lists(_equilateral_rotating())
     t_dyn = free_fall_time(x, m)
     omega = math.sqrt(3.0)
     # x + v dt + a dt^2 / 2 with a = -omega^2 x rotates the triangle and stretches it by
     # sqrt(1 + (omega dt)^4 / 4): t_dyn(x') = t_dyn (1 + (omega dt)^4 / 4)^(3/4)
     scale = t_dyn
-    for _ in range(2):  # the trial step and one correction
+    for _ in range(1 + corrections):  # the trial step and the corrections
         stretch = (1.0 + (omega * eta * scale) ** 4 / 4.0) ** 0.75
         scale = 0.5 * (t_dyn + t_dyn * stretch)
-    got = symmetric_timescale(x, v, m, 1.0, eta)
+    got = symmetric_timescale(x, v, m, 1.0, eta, corrections)
     assert got == pytest.approx(scale, rel=1e-12)
     if eta < 0.01:  # there the drift is below round-off: the rule is the timescale rule
         assert got == pytest.approx(t_dyn, rel=1e-13)
 
 
-def test_it_shortens_the_step_while_a_pair_closes_in_and_lengthens_it_after() -> None:
+@pytest.mark.parametrize("corrections", [0, 1])
+def test_it_shortens_the_step_while_a_pair_closes_in_and_lengthens_it_after(
+    corrections: int,
+) -> None:
     eta = 0.05
     closing = _lists(_head_on(speed=4.0))
     t_dyn = free_fall_time(closing[0], closing[2])
-    shorter = symmetric_timescale(*closing, 1.0, eta)
+    shorter = symmetric_timescale(*closing, 1.0, eta, corrections)
     assert shorter < 0.97 * t_dyn
     # by hand: the pair closes by 4 dt + dt^2 / 2 (relative acceleration 1: unit r, unit mass)
     scale = t_dyn
-    for _ in range(2):
+    for _ in range(1 + corrections):
         dt = eta * scale
         r = 1.0 - 4.0 * dt - 0.5 * dt * dt
         scale = 0.5 * (t_dyn + math.sqrt(r**3))
     assert shorter == pytest.approx(scale, rel=1e-6)  # the far light body only perturbs
     receding = _lists([Body(b.mass, b.position, tuple(-c for c in b.velocity))
                        for b in _head_on(speed=4.0)])  # fmt: skip
-    assert symmetric_timescale(*receding, 1.0, eta) > 1.03 * t_dyn
+    assert symmetric_timescale(*receding, 1.0, eta, corrections) > 1.03 * t_dyn
 
 
 @pytest.mark.skipif(load_compiled_rules() is None, reason="no C compiler")

@@ -215,7 +215,7 @@ double stepgym_rule_jerk(const char* sim, double value) {
 }
 
 /* Fixed-point iterations after the first trial step; timescales.SYMMETRIC_CORRECTIONS. */
-#define SG_SYMMETRIC_CORRECTIONS 1
+#define SG_SYMMETRIC_CORRECTIONS 0
 
 /* Over pairs, the smallest r^3 / (G (m_i + m_j)) (returned) and the pairwise Newtonian
  * accelerations, in one pass, as timescales._free_fall2_and_accelerations. */

@@ -22,8 +22,8 @@ Rules:
   orbit, smaller while a pair closes in fast; :mod:`stepgym.integrators.timescales`).
 - ``crossing``: min(t_dyn, min over pairs of r_ij / |v_ij|).
 - ``symmetric``: (t_dyn(x) + t_dyn(x')) / 2, x' the second-order Taylor prediction of the
-  positions a step eta * scale ahead (from t_dyn(x), refined once): an explicit approximation
-  of Hut, Makino & Funato's (1995) time-symmetrised criterion. No step is taken and undone
+  positions a trial step eta * t_dyn(x) ahead: an explicit approximation of Hut, Makino &
+  Funato's (1995) time-symmetrised criterion. No step is taken and undone
   and no force evaluation is counted (the rule computes the pairwise accelerations itself,
   about one evaluation's arithmetic for three bodies), so it runs on every scheme; it is not
   exactly reversible (:mod:`stepgym.integrators.timescales`).
