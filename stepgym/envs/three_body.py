@@ -14,15 +14,17 @@ from stepgym.envs.base import RENDER_METADATA, Advance, StepSizeEnv
 from stepgym.envs.spec import EnvSpec
 from stepgym.errors import ConfigError
 from stepgym.features import FeatureSet
-from stepgym.integrators.base import AdvanceResult, Budget, Propagator, make_propagator
+from stepgym.integrators.base import Budget, Propagator, make_propagator
 from stepgym.integrators.rebound_integrators import INTEGRATORS
 from stepgym.rewards import WeightedReward
+from stepgym.threebody.compiled_decision import CompiledDecision, Decided
 from stepgym.threebody.config import ThreeBodyConfig
 from stepgym.threebody.episode import (
     RESET_OPTIONS,
     decision_end,
     decision_runner,
     draw_cost_weight,
+    horizon_phase_error,
     start_record,
     starting_bodies,
     worst_failure,
@@ -31,7 +33,6 @@ from stepgym.threebody.evaluation import END_REASONS, THREE_BODY_DOMAIN
 from stepgym.threebody.features import THREE_BODY_FEATURES, resolve_features
 from stepgym.threebody.physics import system_size
 from stepgym.threebody.records import ThreeBodyState, ThreeBodyTransition, log_error
-from stepgym.threebody.reference import phase_error, reference_state
 from stepgym.threebody.render import OrbitPoint, render_orbits, setting_label
 from stepgym.threebody.residual import ResidualMultiplier
 from stepgym.threebody.rewards import REWARD_PRESETS, REWARD_TERMS
@@ -217,10 +218,12 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._bodies: list[Any] = []
         # config values read once per decision, looked up once here (the config is frozen)
         self._slice_time, self._horizon = config.slice_time, config.horizon
+        self._slices = config.decision == "slice"
         self._at_horizon = config.horizon * (1.0 - 1e-12)
         self._energy_error_limit = config.energy_error_limit
         self._to_unit = self.action_map.to_unit
         self._run = decision_runner(config, self.propagator)
+        self._compiled = CompiledDecision.build(config, self.propagator)
         self._state_record = ThreeBodyState()
         self._decision = 0
         self._evaluations = 0.0
@@ -228,15 +231,6 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         self._wall_time = 0.0
         self._setting = math.sqrt(low * high)
         self._instance: int | None = None
-
-    # -- decisions (physics lives in the propagator) --------------------------------------------
-    def _slice_end(self) -> float:
-        return min(self._decision * self._slice_time, self._horizon)
-
-    def _slice_passed(self, t: float) -> bool:
-        """True if a slice decision had nothing to do: with ``exact_slice_end=False`` the
-        last step of an earlier slice may already have passed this slice's end."""
-        return self.config.decision == "slice" and t >= self._slice_end()
 
     # -- StepSizeEnv hooks ---------------------------------------------------------------------
     def _reset_process(self, options: Mapping[str, Any]) -> ThreeBodyState:
@@ -252,6 +246,8 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
             exit_max_distance=cfg.escape_factor * size,
             exit_min_distance=cfg.encounter_factor * size,
         )
+        if self._compiled is not None:
+            self._compiled.attach()
         self._decision = 0
         self._evaluations = 0.0
         self._steps = 0
@@ -274,76 +270,82 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
 
     def _advance(self, setting: float) -> Advance[ThreeBodyState, ThreeBodyTransition]:
         state = self._state_record
-        t_before = state.t
         self._decision = decision = self._decision + 1
         self._setting = setting
         residual = self._residual
         value = setting if residual is None else self.config.residual_value * residual(setting)
-        result = self._run(min(decision * self._slice_time, self._horizon), value)
-        work, status, message, warnings = result
-        self._evaluations += work.evaluations
-        self._steps += work.steps
-        self._wall_time += work.wall_time
-        energy_error = self.propagator.energy_error()
+        t_end = min(decision * self._slice_time, self._horizon)
         log_before = state.log_energy_error
-        log_after = log_error(energy_error)
-        state.energy_error = energy_error
-        state.log_energy_error = log_after
-        state.delta_log_energy_error = log_after - log_before
-        state.last_action = self._to_unit(setting)
-        state.fresh = False  # as _observe(state), inlined: once per decision
-        t, state.t_dyn, state.min_separation, state.last_step = self.propagator.observe()
-        state.t = t
-        state.progress = min(1.0, t / self._horizon)
-        limit = self._energy_error_limit
-        if status is None and energy_error <= limit and t > t_before and t < self._at_horizon:
-            reason = None  # the decision_end of a decision that goes on, without the call
-        else:
-            reason, message = decision_end(
-                status,
-                message,
-                energy_error,
-                limit,
-                advanced=t > t_before or self._slice_passed(t),
-                at_horizon=t >= self._at_horizon,
-            )
+        if self._compiled is None:
+            outcome = self._propagate(t_end, value, state)
+        else:  # one compiled call (stepgym.threebody.compiled_decision), the same bits
+            outcome = self._compiled.decide(t_end, value, state)
+        evaluations, steps, wall_time, reason, message, warnings = outcome
+        self._evaluations += evaluations
+        self._steps += steps
+        self._wall_time += wall_time
+        if residual is not None:  # the compiled row holds the rule's value as a unit action
+            state.last_action = self._to_unit(setting)
         transition = ThreeBodyTransition(
             log_before,
-            log_after,
-            work.evaluations,
+            state.log_energy_error,
+            evaluations,
             self._evaluations,
             setting,
-            self._decision,
+            decision,
             state.cost_weight,
             reason,
             state.progress,
         )
         extra = None
         if message or warnings or residual is not None or reason == "horizon":
-            extra = self._extra_info(result, reason, message)
+            extra = self._extra_info(warnings, reason, message)
         return _new_advance(Advance, (state, transition, reason, extra))
 
+    def _propagate(self, t_end: float, value: float, state: ThreeBodyState) -> Decided:
+        """The decision through the propagator's advance, then its energy and observation
+        into the record."""
+        t_before = state.t
+        work, status, message, warnings = self._run(t_end, value)
+        energy_error = self.propagator.energy_error()
+        log_before = state.log_energy_error
+        log_after = log_error(energy_error)
+        state.energy_error = energy_error
+        state.log_energy_error = log_after
+        state.delta_log_energy_error = log_after - log_before
+        state.last_action = self._to_unit(self._setting)
+        state.fresh = False  # as _observe(state), inlined: once per decision
+        t, state.t_dyn, state.min_separation, state.last_step = self.propagator.observe()
+        state.t = t
+        state.progress = min(1.0, t / self._horizon)
+        limit = self._energy_error_limit
+        reason = None  # the decision_end of a decision that goes on, without the call
+        if not (status is None and energy_error <= limit and t_before < t < self._at_horizon):
+            reason, message = decision_end(
+                status,
+                message,
+                energy_error,
+                limit,
+                # with exact_slice_end=False a step of an earlier slice may have passed t_end
+                advanced=t > t_before or (self._slices and t >= t_end),
+                at_horizon=t >= self._at_horizon,
+            )
+        return work.evaluations, work.steps, work.wall_time, reason, message, warnings
+
     def _extra_info(
-        self, result: AdvanceResult, reason: str | None, message: str
+        self, warnings: tuple[str, ...], reason: str | None, message: str
     ) -> dict[str, Any] | None:
         """The decision's own info entries (None if it has none)."""
         info: dict[str, Any] = {"message": message} if message else {}
         if self._residual is not None:
             info["step_multiplier"] = self._residual.current
         if reason == "horizon" and self.config.phase_error:
-            info["phase_error"] = self._phase_error(self._state_record)
-        if result.warnings:
-            info["integrator_warnings"] = result.warnings
+            state = self._state_record
+            G = self.propagator.G
+            info["phase_error"] = horizon_phase_error(self.config, self._bodies, state, G)
+        if warnings:
+            info["integrator_warnings"] = warnings
         return info or None
-
-    def _phase_error(self, state: ThreeBodyState) -> float:
-        """Phase-space error against the converged reference (``stepgym.threebody.reference``)."""
-        reference = reference_state(
-            self._bodies, state.t, self.config.reference_epsilon, self.propagator.G
-        )
-        return phase_error(
-            self._bodies, state.positions, state.velocities, reference, self.propagator.G
-        )
 
     def _info(self, state: ThreeBodyState) -> dict[str, Any]:
         info = {

@@ -15,6 +15,8 @@
  */
 #include "step_rules.c"
 
+#include <signal.h>
+
 /* Rows of `out` (each n doubles, one per copy; column-major so that a row is an array of the
  * copies' values), shared with batch.py. The last three accumulate over an episode. */
 enum {
@@ -180,6 +182,41 @@ void stepgym_batch_integrate(size_t n, char** sims, const double* values, const 
         finish(n, i, sim, code, steps0, t_before, counter, 0.0, ask, params, energy0[i], start,
                out);
     }
+}
+
+/* The arguments of one batched call, set once by batch.py: a call then passes one pointer
+ * (ctypes converts every argument on every call, ~0.2 us each; a single environment makes
+ * one call per decision). Layout shared with batch.py (_FRAME_FIELDS). */
+struct frame {
+    size_t n;
+    char** sims;
+    const double* requests;
+    double* counters;
+    double** caps;
+    void* scale;
+    const double* params;
+    const double* energy0;
+    double* out;
+    const double* values;
+    const double* t_ends;
+    size_t exact;
+};
+
+/* stepgym_batch_advance with the frame's arguments. */
+void stepgym_frame_advance(const struct frame* f) {
+    stepgym_batch_advance(f->n, f->sims, f->requests, f->counters, f->caps, f->scale, f->params,
+                          f->energy0, f->out);
+}
+
+/* stepgym_batch_integrate with the frame's arguments. REBOUND installs its own SIGINT handler
+ * on every integrate and never puts the previous one back (Python's, which makes Ctrl-C raise
+ * KeyboardInterrupt): the handler in place before the call is restored after it. */
+void stepgym_frame_integrate(const struct frame* f) {
+    struct sigaction saved;
+    const int have = sigaction(SIGINT, 0, &saved) == 0;
+    stepgym_batch_integrate(f->n, f->sims, f->values, f->t_ends, f->counters, (int)f->exact,
+                            f->params, f->energy0, f->out);
+    if (have) sigaction(SIGINT, &saved, 0);
 }
 
 /* out[i] = log10(x[i]) for x[i] > 0, else -inf (NaN included), as math.log10 on positives. */

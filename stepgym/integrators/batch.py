@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import signal
-import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -63,8 +61,12 @@ CODE, STEPS, EVALS, STOPPED, T, DT_LAST, ENERGY, T_DYN, MIN_SEP, MESSAGES, WALL 
 ERROR, LOG_ERROR, ADVANCED, UNUSUAL, LOG_BEFORE, DELTA, LAST_ACTION, PROGRESS = range(11, 19)
 COST, STEPS_TOTAL, WALL_TOTAL = range(19, OUT_SIZE)
 
-_SIGINT = int(signal.SIGINT)
-_signal: Any = getattr(signal, "_signal", signal)  # without the enum conversions (~10 us)
+_FRAME_FIELDS = (
+    "n", "sims", "requests", "counters", "caps", "scale", "params", "energy0", "out",
+    "values", "t_ends", "exact",
+)  # fmt: skip
+"""The fields of batch.c's ``struct frame`` (each pointer-sized), in order."""
+_SCALE, _EXACT = _FRAME_FIELDS.index("scale"), _FRAME_FIELDS.index("exact")
 
 _SOURCE = Path(__file__).with_name("batch.c")
 _RULES_SOURCE = Path(__file__).with_name("step_rules.c")
@@ -123,6 +125,9 @@ def load_batch_library() -> Any | None:
         ctypes.c_void_p,
         ctypes.c_void_p,
     ]
+    for name in ("stepgym_frame_advance", "stepgym_frame_integrate"):
+        getattr(library, name).argtypes = [ctypes.c_void_p]
+        getattr(library, name).restype = None
     return library
 
 
@@ -206,22 +211,30 @@ class RuleBatch:
         self.params = np.zeros(8, dtype=np.float64)
         self.energy0 = np.ones(n, dtype=np.float64)
         self.out = np.zeros((OUT_SIZE, n), dtype=np.float64)
-        self._advance = self.library.stepgym_batch_advance
-        self._addresses = tuple(
-            a.ctypes.data for a in (self.sims, self.requests, self.counters, self.caps)
-        )
-        self._tail = (self.params.ctypes.data, self.energy0.ctypes.data, self.out.ctypes.data)
         self.values = np.zeros(n, dtype=np.float64)
         """Raw settings (:meth:`integrate`), for the LAST_ACTION row."""
         self.t_ends = np.zeros(n, dtype=np.float64)
         """End times of :meth:`integrate`."""
-        self._integrate = self.library.stepgym_batch_integrate
-        self._integrate_addresses = (
-            self.sims.ctypes.data,
-            self.values.ctypes.data,
-            self.t_ends.ctypes.data,
-            self.counters.ctypes.data,
+        # every call passes one pointer to these arguments (batch.c's struct frame)
+        arrays = (self.sims, self.requests, self.counters, self.caps)
+        tail = (self.params, self.energy0, self.out, self.values, self.t_ends)
+        self._frame = (ctypes.c_size_t * len(_FRAME_FIELDS))(
+            n, *(a.ctypes.data for a in arrays), 0, *(a.ctypes.data for a in tail), 0
         )
+        self.frame_address = ctypes.addressof(self._frame)
+        """The argument of :attr:`advance_call` and :attr:`integrate_call`."""
+        self.advance_call = self.library.stepgym_frame_advance
+        """The C call behind :meth:`run` (argument: :attr:`frame_address`)."""
+        self.integrate_call = self.library.stepgym_frame_integrate
+        """The C call behind :meth:`integrate` (argument: :attr:`frame_address`)."""
+
+    def set_scale(self, scale_address: int) -> None:
+        """The rule of :attr:`advance_call`: a ``double rule(const char* sim)``."""
+        self._frame[_SCALE] = scale_address
+
+    def set_exact(self, exact: bool) -> None:
+        """REBOUND's ``exact_finish_time`` of :attr:`integrate_call`."""
+        self._frame[_EXACT] = 1 if exact else 0
 
     def set_limits(
         self,
@@ -247,23 +260,18 @@ class RuleBatch:
 
     def run(self, scale_address: int) -> None:
         """Advance every copy whose ``sims`` entry is set, with the rule at ``scale_address``
-        (a ``double rule(const char* sim)``) and the limits of :meth:`set_limits`."""
-        self._advance(self.n, *self._addresses, scale_address, *self._tail)
+        (a ``double rule(const char* sim, double value)``) and the limits of :meth:`set_limits`."""
+        self.set_scale(scale_address)
+        self.advance_call(self.frame_address)
 
     def integrate(self, exact: bool) -> None:
         """Integrate every copy whose ``sims`` entry is set to its ``t_ends`` entry with its
         scheme's own steps (raw settings applied by the caller; ``values`` holds them), as
         ``sim.integrate(t_end, exact_finish_time=exact)``; with ``exact=False`` a copy already
         past its end does nothing. REBOUND installs its own SIGINT handler on every integrate:
-        Python's is put back afterwards (as the propagator does)."""
-        handler = None
-        if threading.current_thread() is threading.main_thread():
-            handler = _signal.getsignal(_SIGINT)
-        try:
-            self._integrate(self.n, *self._integrate_addresses, int(exact), *self._tail)
-        finally:
-            if handler is not None:
-                _signal.signal(_SIGINT, handler)
+        the C loop puts the one before it back (Python's, so Ctrl-C keeps working)."""
+        self.set_exact(exact)
+        self.integrate_call(self.frame_address)
 
 
 __all__ = [

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 from stepgym.integrators.native import build_library, function_address
 
@@ -64,3 +67,26 @@ def load_c_counter() -> int | None:
     library.stepgym_set_stop.argtypes = [ctypes.c_void_p]
     library.stepgym_set_stop(function_address(rebound.clibrebound, "reb_simulation_stop"))
     return function_address(library, "stepgym_count")
+
+
+CHECK_EVERY = 1024
+"""Evaluations between wall-clock checks (the C counter's mask, 1023, is the same)."""
+
+
+def python_counter(counter: Any, stop: Callable[[], None]) -> Callable[[Any], None]:
+    """The Python twin of the C counter (used when no C compiler is available): an
+    ``additional_forces`` callback counting into ``counter`` (the layout above) that calls
+    ``stop()`` when the count passes its limit or, checked every CHECK_EVERY evaluations, the
+    deadline passes."""
+    clock = time.monotonic
+
+    def count_evaluation(_sim_pointer: Any) -> None:
+        counter[0] += 1.0
+        if counter[2]:
+            return
+        late = counter[0] % CHECK_EVERY == 0 and clock() > counter[3]
+        if counter[0] > counter[1] or late:
+            counter[2] = 1.0
+            stop()
+
+    return count_evaluation

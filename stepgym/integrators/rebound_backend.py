@@ -44,7 +44,7 @@ from stepgym.integrators.base import (
     Work,
 )
 from stepgym.integrators.bodies import Body, ParticleView
-from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter
+from stepgym.integrators.force_counter import COUNTER_FIELDS, load_c_counter, python_counter
 from stepgym.integrators.native import pure_python_requested
 from stepgym.integrators.rebound_calls import ReboundCalls, reported_warnings
 from stepgym.integrators.rebound_integrators import INTEGRATORS, ReboundIntegrator
@@ -71,7 +71,6 @@ __all__ = ["INTEGRATORS", "AdvanceResult", "Budget", "ReboundIntegrator", "Rebou
 logger = logging.getLogger(__name__)
 _NOT_LOADED = "no simulation is loaded: call load(bodies) first (or reset() the environment)."
 
-_CHECK_EVERY = 1024  # evaluations between wall-clock checks inside the Python callback
 # counter layout shared with the C counter: [evaluations, limit, stopped flag, deadline]
 _COUNT, _LIMIT, _STOPPED, _DEADLINE = range(COUNTER_FIELDS)
 _CHUNK_EVALUATIONS = 200_000  # fixed-step work per steps() call between budget checks
@@ -175,7 +174,7 @@ class ReboundPropagator(Propagator):
         if self.scheme.evaluations_per_step is None:
             address = load_c_counter()
             sim.extras = ctypes.addressof(self._counter)
-            sim.additional_forces = address if address is not None else self._make_counter()
+            sim.additional_forces = address or python_counter(self._counter, self._stop)
             sim.force_is_velocity_dependent = 0
         self.sim = sim
         self.address = ctypes.addressof(sim)
@@ -186,21 +185,8 @@ class ReboundPropagator(Propagator):
         self._exact_finish_time = ctypes.c_int.from_address(self.address + offset)
         self.view = ParticleView(sim)
 
-    def _make_counter(self) -> Any:
-        """The Python twin of the C counter (used when no C compiler is available)."""
-        counter = self._counter
-        clock = time.monotonic
-
-        def count_evaluation(_sim_pointer: Any) -> None:
-            counter[_COUNT] += 1.0
-            if counter[_STOPPED]:
-                return
-            late = counter[_COUNT] % _CHECK_EVERY == 0 and clock() > counter[_DEADLINE]
-            if counter[_COUNT] > counter[_LIMIT] or late:
-                counter[_STOPPED] = 1.0
-                self.sim.stop()
-
-        return count_evaluation
+    def _stop(self) -> None:
+        self.sim.stop()
 
     # -- reads ---------------------------------------------------------------------------------
     @property
@@ -275,18 +261,31 @@ class ReboundPropagator(Propagator):
         steps = sim.steps_done - steps0
         per_step = self.scheme.evaluations_per_step
         evaluations = counter[_COUNT] if per_step is None else float(steps * per_step)
+        status, message, notes = self.outcome(
+            end, counter[_STOPPED], sim.t + sim.dt_last_done, bool(sim.messages)
+        )
+        work = Work(evaluations, steps, time.perf_counter() - start)
+        return AdvanceResult(work, status, message, notes)
+
+    def outcome(
+        self, end: tuple[str | None, str], stopped: float, clock: float, queued: bool
+    ) -> tuple[str | None, str, tuple[str, ...]]:
+        """(status, message, warnings) of an advance that ended as ``end`` (from
+        :meth:`_end`): a budget stop (``stopped``: the counter's flag), a non-finite ``clock``
+        (t plus the last step) and REBOUND's messages (``queued``: its queue exists; errors
+        stall the advance) override a normal end. Also what the compiled decisions of
+        :mod:`stepgym.threebody.compiled_decision` use."""
         status, message = end
-        if status is None and counter[_STOPPED]:
+        if status is None and stopped:
             status, message = _ENDS[BUDGET]
-        if status is None and not math.isfinite(sim.t + sim.dt_last_done):
+        if status is None and not math.isfinite(clock):
             status, message = "stalled", "the clock or step became non-finite"
         notes: tuple[str, ...] = ()
-        if sim.messages:  # REBOUND allocates its message queue with the first message
+        if queued:  # REBOUND allocates its message queue with the first message
             notes, errors = self._messages()
             if errors and status is None:
                 status, message = "stalled", "REBOUND error: " + "; ".join(errors)
-        work = Work(evaluations, steps, time.perf_counter() - start)
-        return AdvanceResult(work, status, message, notes)
+        return status, message, notes
 
     def _end(self, code: int) -> tuple[str | None, str]:
         if code in (DONE, USER_STOP):  # a user stop is the counter's budget stop

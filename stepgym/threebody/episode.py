@@ -20,6 +20,7 @@ from stepgym.threebody.config import ThreeBodyConfig
 from stepgym.threebody.initial_conditions import IC_SETS, instance_seed, make_instance
 from stepgym.threebody.physics import parse_bodies, to_com_frame
 from stepgym.threebody.records import ThreeBodyState, ThreeBodyTransition, log_error
+from stepgym.threebody.reference import phase_error, reference_state
 
 RESET_OPTIONS = ("bodies", "instance")
 """The keys ``reset(options=...)`` accepts."""
@@ -104,6 +105,15 @@ def decision_end(
     return status, message
 
 
+def horizon_phase_error(
+    config: ThreeBodyConfig, bodies: list[Body], state: ThreeBodyState, G: float
+) -> float:
+    """Phase-space error of ``state`` (an episode from ``bodies``) against the converged
+    reference at its time (``stepgym.threebody.reference``)."""
+    reference = reference_state(bodies, state.t, config.reference_epsilon, G)
+    return phase_error(bodies, state.positions, state.velocities, reference, G)
+
+
 def worst_failure(
     config: ThreeBodyConfig,
     state: ThreeBodyState,
@@ -144,6 +154,7 @@ __all__ = [
     "decision_end",
     "decision_runner",
     "draw_cost_weight",
+    "horizon_phase_error",
     "start_record",
     "starting_bodies",
     "worst_failure",
