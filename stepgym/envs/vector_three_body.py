@@ -39,11 +39,8 @@ import numpy as np
 
 from stepgym.integrators import batch as compiled
 from stepgym.integrators.native import function_address
-from stepgym.integrators.rebound_backend import ReboundPropagator
 from stepgym.integrators.rebound_integrators import ReboundIntegrator
 from stepgym.integrators.step_rules import (
-    BUDGET,
-    DONE,
     FINE,
     N_STEPS,
     PER_STEP,
@@ -53,7 +50,7 @@ from stepgym.integrators.step_rules import (
     VALUE,
 )
 from stepgym.threebody.batch_rewards import batch_reward, batch_terms
-from stepgym.threebody.episode import decision_end
+from stepgym.threebody.compiled_decision import row_end, unsupported
 from stepgym.threebody.features import BATCH_FEATURES
 from stepgym.threebody.records import ERROR_FLOOR, ThreeBodyBatch
 
@@ -70,21 +67,11 @@ def _unsupported(envs: list[Any]) -> str | None:
         return "the copies are not ThreeBodyEnv of one configuration"
     if any(env.render_mode is not None for env in envs):
         return "rendering records every step"
-    raw = cfg.step_mode == "raw"
     if cfg.step_mode == "residual" or cfg.phase_error:
         return f"step_mode={cfg.step_mode!r} / phase_error={cfg.phase_error}"
-    propagator = first.propagator
-    if not isinstance(propagator, ReboundPropagator) or not propagator.compiled:
-        return "the integrator has no compiled REBOUND rule loop"
-    if raw and (cfg.decision != "slice" or propagator.scheme.evaluations_per_step is not None):
-        return "raw settings are batched for adaptive schemes in slice mode only"
-    if type(propagator.scheme).last_step is not ReboundIntegrator.last_step:
-        return "the scheme reads its last step its own way"
-    library = compiled.load_batch_library()
-    if library is None:
-        return "the batched C loop did not build"
-    if not raw and not hasattr(library, STEP_RULES.get(cfg.rule or "timescale").c_function):
-        return f"the {cfg.rule!r} rule has no compiled twin"
+    reason = unsupported(cfg, first.propagator)  # what the single env's compiled call needs
+    if reason is not None:
+        return reason
     if any(name not in BATCH_FEATURES for name in first.features.names):
         return "a feature has no batched twin"
     if batch_terms(first.reward_fn) is None:
@@ -312,28 +299,16 @@ class ThreeBodyBatchStep:
         return total
 
     def _end_reason(self, i: int, out: np.ndarray) -> str | None:
-        """How copy ``i``'s decision ended, as the propagator and the env decide it (the
-        REBOUND status and messages, the budget, the energy limit, a stall, the horizon);
-        its extra info entries go to ``self.extras[i]``."""
-        propagator = self.envs[i].propagator
-        code = int(out[compiled.CODE])
-        status, message = (None, "") if code == DONE else propagator._end(code)
-        if status is None and out[compiled.STOPPED]:
-            status, message = propagator._end(BUDGET)
-        if status is None and not math.isfinite(out[compiled.T] + out[compiled.DT_LAST]):
-            status, message = "stalled", "the clock or step became non-finite"
-        notes: tuple[str, ...] = ()
-        if out[compiled.MESSAGES]:
-            notes, errors = propagator._messages()
-            if errors and status is None:
-                status, message = "stalled", "REBOUND error: " + "; ".join(errors)
-        reason, message = decision_end(
-            status,
-            message,
+        """How copy ``i``'s decision ended, as the propagator and the env decide it
+        (:func:`~stepgym.threebody.compiled_decision.row_end`); its extra info entries go to
+        ``self.extras[i]``."""
+        cfg = self.config
+        reason, message, notes = row_end(
+            self.envs[i].propagator,
+            out,
             float(self.records.energy_error[i]),
-            self.config.energy_error_limit,
-            advanced=bool(out[compiled.ADVANCED]),
-            at_horizon=float(out[compiled.T]) >= self.config.horizon * (1.0 - 1e-12),
+            cfg.energy_error_limit,
+            cfg.horizon * (1.0 - 1e-12),
         )
         extras: dict[str, Any] = {"message": message} if message else {}
         if notes:
