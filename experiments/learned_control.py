@@ -1,10 +1,10 @@
 """Learned control against the best classical rule at matched cost (issue 11, item 4).
 
-One command trains every configuration (the levers and their combinations) for ``--seeds``
-training seeds with ``stepgym sweep`` (one Ray trial per seed, one core), scores each policy on
-``--n-episodes`` held-out starts (test split, seeds the policy never saw), runs every classical
-rule (timescale, jerk, crossing, radius) over a grid of its parameter on the same starts, and
-compares at matched cost:
+One command per (integrator, initial-condition set) trains every configuration (the levers
+and their combinations) for ``--seeds`` training seeds with ``stepgym sweep`` (one Ray trial per
+seed, one core), scores each policy on ``--n-episodes`` held-out starts (test split, seeds the
+policy never saw), then runs every classical rule (RULES: timescale, jerk, crossing, radius,
+symmetric) over a grid of its parameter on the same starts, and compares at matched cost:
 
 - for each training seed, each rule's median and p90 error (energy and phase-space, over the
   successful episodes) is interpolated (log error against log median cost, between the two
@@ -17,13 +17,16 @@ compares at matched cost:
 - failures (energy error > 0.1, stalls): the policy's rate against the best rule's at the same
   cost (the smallest interpolated failure rate of any rule).
 
-Goal (issue 11): >= 1.5x in median and p90 on both metrics, no more failures, the interval
-excluding 1. Writes results/learned_control.md and results/learned_control.json; the reading
-of the figures, written by hand, is results/learned_control_notes.md (quoted in the report).
+Per (integrator, set), SETUPS holds the set's horizon, the residual action's eta and the
+``efficiency`` reward's cost weight (the rule's fitted error/work slope). Goal (issue 11):
+>= 1.5x in median and p90 on both metrics, no more failures, the interval excluding 1. Writes
+results/learned_control_<integrator>_<set>.md/.json; the reading of the figures, written by
+hand, is results/learned_control_<integrator>_<set>_notes.md (quoted in the report). Round 1
+(the first five configurations, leapfrog, seed_paper) is results/learned_control.md.
 
-    python experiments/learned_control.py                       # the study as run
+    python experiments/learned_control.py --integrator saba --ic-set free_fall   # one study
     python experiments/learned_control.py --configs residual --seeds 2 --timesteps 4000 \
-        --n-episodes 10 --rule-points 4                         # a smoke run
+        --n-episodes 10 --rule-points 4 --out /tmp/smoke                        # a smoke run
 """
 
 from __future__ import annotations
@@ -31,23 +34,61 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, SWEEPS, run_sweep
+from learned_control_report import meets_goal, summarise, to_arrays, write
+
+__all__ = ["CONFIGS", "SETUPS", "meets_goal", "summarise", "sweep_arguments"]
 
 ENV_ID = "stepgym/ThreeBody-v0"
-RULES = ("timescale", "jerk", "crossing", "radius")
-METRICS = ("error", "phase_error")
-RESIDUAL = {"step_mode": "residual", "residual_rule": "timescale", "residual_value": 3e-3}
+RULES = ("timescale", "jerk", "crossing", "radius", "symmetric")
+"""The rules to beat; one not registered in the installed stepgym (``symmetric`` before it
+landed) is left out, and the report lists the rules it compared with."""
+RULE_CACHE = ROOT / "runs" / "experiments" / "learned_control_rules"
+"""Rule-grid episodes, one JSON file per (setup, rule, value, starts): a rerun reuses them."""
+
+
+class Setup(NamedTuple):
+    """What one (integrator, initial-condition set) pair needs beyond the defaults (a
+    NamedTuple, not a dataclass, so that tests can load this script by path)."""
+
+    env: dict[str, Any]
+    """Env overrides of the set (horizon, slice_time)."""
+    residual_value: float = 3e-3
+    """The rule's eta at action 0 of the residual action (near the cost the study aims at)."""
+    slope: float = 2.0
+    """-d log10 E / d log10 C of the timescale rule's median energy error, fitted on 40 test
+    starts over the grid's middle: the ``efficiency`` reward's cost weight, which makes the
+    rule's own error/work line flat in the return."""
+    rule_range: tuple[float, float] = (2e-4, 5e-2)
+    """Range of every rule's grid (bracketing the policies' costs)."""
+
+
+SETUPS = {
+    # leapfrog, seed_paper: slope over eta 5e-4..1.6e-2 (cost 39k..1.2k evaluations)
+    ("leapfrog", "seed_paper"): Setup({}, 3e-3, 2.4, (2e-4, 5e-2)),
+    # SABA(10,6,4) sits at round-off (1e-10) below eta ~0.02; slope over eta 0.05..0.2
+    ("saba", "seed_paper"): Setup({}, 0.1, 6.4, (1.5e-2, 0.6)),
+    # free fall: at the default horizon (100 slices of 1.09) most starts escape or break up
+    # and the phase error is O(1) (chaos); 3 time units (~2 crossing times), 30 decisions
+    ("leapfrog", "free_fall"): Setup(
+        {"horizon": 3.0, "slice_time": 0.1}, 2e-3, 2.7, (2.5e-4, 3.2e-2)
+    ),
+    ("saba", "free_fall"): Setup({"horizon": 3.0, "slice_time": 0.1}, 1.6e-2, 1.4, (2e-3, 0.128)),
+}
+"""Per (integrator, ic_set), measured with the timescale rule (results/learned_control_*_notes)."""
+
+RESIDUAL = {"step_mode": "residual", "residual_rule": "timescale"}
+RUNGS = {**RESIDUAL, "residual_rungs": True, "residual_hold": 4, "features": "anticipation"}
 CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    # name: (env overrides, train overrides)
+    # name: (env overrides, train overrides); the residual configs act around the setup's eta
     "plain": ({"step_mode": "timescale"}, {}),
     "residual": (RESIDUAL, {}),
     "residual+anticipation": ({**RESIDUAL, "features": "anticipation"}, {}),
@@ -59,8 +100,27 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {**RESIDUAL, "features": "anticipation"},
         {"algo": "recurrent_ppo"},
     ),
+    # round 2: a matched-cost reward, power-of-two rungs held 4 decisions, start at the rule
+    "rungs+anticipation+efficiency": (
+        {**RUNGS, "reward": "efficiency"},
+        {"gamma": 0.999, "log_std_init": -2.0},
+    ),
+    "anticipation+efficiency": (
+        {**RESIDUAL, "features": "anticipation", "reward": "efficiency"},
+        {"gamma": 0.999, "log_std_init": -2.0},
+    ),
+    "rungs+anticipation+linear_cost": (RUNGS, {"gamma": 0.999, "log_std_init": -2.0}),
 }
 """The configurations: what the action is, what the policy sees, the reward, memory."""
+ROUND_2 = [name for name in CONFIGS if "efficiency" in name or "rungs" in name]
+"""The configurations of round 2 (the default); round 1's are in results/learned_control.md."""
+
+
+def setup_of(args: argparse.Namespace) -> Setup:
+    key = (args.integrator, args.ic_set)
+    if key not in SETUPS:
+        raise SystemExit(f"no setup for {key}; add one to SETUPS (known: {sorted(SETUPS)})")
+    return SETUPS[key]
 
 
 def base_env(args: argparse.Namespace) -> dict[str, Any]:
@@ -70,13 +130,23 @@ def base_env(args: argparse.Namespace) -> dict[str, Any]:
         "reward": "linear_cost",
         "cost_weight": 1.0,
         "phase_error": True,
+        **setup_of(args).env,
     }
+
+
+def config_env(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The env keyword arguments of configuration ``name`` on the setup of ``args``."""
+    env, setup = dict(CONFIGS[name][0]), setup_of(args)
+    if env.get("step_mode") == "residual":
+        env["residual_value"] = setup.residual_value
+    if env.get("reward") == "efficiency":
+        env["cost_weight"] = setup.slope
+    return {**base_env(args), **env}
 
 
 def sweep_arguments(name: str, args: argparse.Namespace) -> list[object]:
     """``stepgym sweep`` arguments of one configuration (its seeds are the trials)."""
-    env, train = CONFIGS[name]
-    train = {"algo": "ppo", "gamma": 0.995, **train}
+    train = {"algo": "ppo", "gamma": 0.995, "log_std_init": -1.0, **CONFIGS[name][1]}
     return [
         "sweep",
         "--name",
@@ -84,7 +154,7 @@ def sweep_arguments(name: str, args: argparse.Namespace) -> list[object]:
         "--grid",
         "seed=" + ",".join(str(s) for s in range(args.seeds)),
         "--train.env-kwargs",
-        json.dumps({**base_env(args), **env}),
+        json.dumps(config_env(name, args)),
         "--train.algo",
         train["algo"],
         "--train.gamma",
@@ -98,7 +168,7 @@ def sweep_arguments(name: str, args: argparse.Namespace) -> list[object]:
         "--train.batch-size",
         512,
         "--train.log-std-init",
-        -1.0,
+        train["log_std_init"],
         "--train.lstm-hidden-size",
         64,
         "--train.eval-freq",
@@ -118,6 +188,13 @@ def sweep_arguments(name: str, args: argparse.Namespace) -> list[object]:
     ]
 
 
+def describe(name: str, args: argparse.Namespace) -> str:
+    """One line of what configuration ``name`` changes from the base env and PPO defaults."""
+    env = {k: v for k, v in config_env(name, args).items() if base_env(args).get(k) != v}
+    train = CONFIGS[name][1]
+    return ", ".join(f"{k}={v}" for k, v in {**env, **train}.items())
+
+
 def policy_episodes(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The policy's held-out episode rows of one trial (from its evaluation/episodes.csv)."""
     path = Path(record["run_dir"]) / "evaluation" / "episodes.csv"
@@ -125,276 +202,144 @@ def policy_episodes(record: dict[str, Any]) -> list[dict[str, Any]]:
         return [row for row in csv.DictReader(handle) if row["controller"] == "policy"]
 
 
+def registered_rules() -> list[str]:
+    """RULES that the installed stepgym has (as a baseline and as a step mode)."""
+    from stepgym.agents.baselines import BASELINES
+    from stepgym.integrators.step_rules import STEP_RULES
+
+    return [r for r in RULES if r in BASELINES.names() and r in STEP_RULES.names()]
+
+
 def rule_episodes(
-    args: argparse.Namespace, seeds: list[int]
+    args: argparse.Namespace, seeds: list[int], rules: list[str]
 ) -> dict[str, list[list[dict[str, Any]]]]:
-    """Episode rows of every rule, one list per grid value, on the held-out ``seeds``."""
+    """Episode rows of every rule, one list per grid value, on the held-out ``seeds``
+    (cached under RULE_CACHE, so adding a rule reruns only that rule)."""
     from stepgym.agents.baselines import check_baseline
     from stepgym.agents.domains import domain_for
     from stepgym.agents.evaluate import baseline_contender
     from stepgym.agents.rollout import evaluate_contender
 
     domain = domain_for(ENV_ID)
-    values = np.geomspace(args.rule_low, args.rule_high, args.rule_points)
+    low, high = rule_range(args)
+    values = np.geomspace(low, high, args.rule_points)
+    tag = f"{args.integrator}__{args.ic_set}__{seeds[0]}_{len(seeds)}"
     out: dict[str, list[list[dict[str, Any]]]] = {}
-    for rule in RULES:
+    for rule in rules:
         spec = check_baseline(rule, domain.name)
         out[rule] = []
+        start = time.perf_counter()
         for value in values:
+            cache = RULE_CACHE / tag / f"{rule}_{value:.6g}.json"
+            if cache.is_file():
+                out[rule].append(json.loads(cache.read_text()))
+                continue
             contender = baseline_contender(ENV_ID, base_env(args), rule, spec, domain, float(value))
-            out[rule].append(evaluate_contender(ENV_ID, contender, domain, seeds))
-        print(f"# rule {rule}: {len(values)} values x {len(seeds)} starts", flush=True)
-    return out
-
-
-def to_arrays(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, np.ndarray]:
-    """cost, failed and each metric (NaN where failed or missing) in the order of ``seeds``."""
-    by_seed = {int(float(r["seed"])): r for r in rows}
-    ordered = [by_seed[s] for s in seeds]
-    failed = np.array([str(r["failed"]) in ("True", "true", "1") for r in ordered])
-    out = {"cost": np.array([float(r["cost"]) for r in ordered]), "failed": failed}
-    for metric in METRICS:
-        values = np.array([float(r.get(metric, "nan") or "nan") for r in ordered])
-        out[metric] = np.where(failed, np.nan, values)
-    return out
-
-
-def statistics(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
-    """Median cost, failure rate, median and p90 of each metric over resampled starts.
-    ``index`` is (B, n): B resamples of the start indices; every result has shape (B, ...)."""
-    out = {
-        "cost": np.median(arrays["cost"][..., index], axis=-1).T,
-        "failure_rate": np.mean(arrays["failed"][..., index], axis=-1).T,
-    }
-    for metric in METRICS:
-        sample = arrays[metric][..., index]  # (X, B, n)
-        with np.errstate(all="ignore"), _quiet():
-            out[f"median_{metric}"] = np.nanmedian(sample, axis=-1).T
-            out[f"p90_{metric}"] = np.nanpercentile(sample, 90, axis=-1).T
-    return out
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._catch.__exit__(*exc)
-
-
-def interpolate(costs: np.ndarray, values: np.ndarray, target: np.ndarray, log: bool) -> np.ndarray:
-    """Values at ``target`` cost, linear in log cost (and log value if ``log``); NaN outside
-    the grid's cost range. costs/values: (B, P) over grid points; target: (B, S)."""
-    out = np.full(target.shape, np.nan)
-    for b in range(costs.shape[0]):
-        order = np.argsort(costs[b])
-        x, y = np.log(costs[b][order]), values[b][order]
-        y = np.log(y) if log else y
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() < 2:
-            continue
-        t = np.log(target[b])
-        inside = (t >= x[ok].min()) & (t <= x[ok].max())
-        got = np.interp(t, x[ok], y[ok])
-        out[b] = np.where(inside, np.exp(got) if log else got, np.nan)
-    return out
-
-
-def compare(
-    policy: dict[str, np.ndarray], rules: dict[str, dict[str, np.ndarray]], index: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Per resample and seed: best-rule / policy ratios of each statistic, failure rates, the
-    best rule's index. policy arrays: (S, n); rule arrays: (P, n)."""
-    mine = statistics(policy, index)  # (B, S)
-    theirs = {name: statistics(a, index) for name, a in rules.items()}  # (B, P)
-    out: dict[str, np.ndarray] = {"cost": mine["cost"], "failure_rate": mine["failure_rate"]}
-    for stat in [f"{k}_{m}" for m in METRICS for k in ("median", "p90")] + ["failure_rate"]:
-        log = stat != "failure_rate"
-        per_rule = np.stack(
-            [interpolate(t["cost"], t[stat], mine["cost"], log) for t in theirs.values()]
-        )  # (R, B, S)
-        with _quiet():
-            best = np.nanmin(per_rule, axis=0)
-            out[f"best_rule_{stat}"] = best
-            out[f"which_{stat}"] = np.where(
-                np.all(np.isnan(per_rule), axis=0),
-                -1,
-                np.nanargmin(np.nan_to_num(per_rule, nan=np.inf), axis=0),
-            )
-        if log:
-            out[f"policy_{stat}"] = mine[stat]
-            out[f"ratio_{stat}"] = best / mine[stat]
-    return out
-
-
-def summarise(
-    policy: dict[str, np.ndarray], rules: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int
-) -> dict[str, Any]:
-    """Point figures (all seeds, all starts) and bootstrap 95% intervals of one configuration."""
-    n_seeds, n_starts = policy["cost"].shape
-    names = list(rules)  # the order compare() stacks the rules in
-    point = compare(policy, rules, np.arange(n_starts)[None, :])
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n_starts, size=(n_boot, n_starts))
-    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-    boot = compare(policy, rules, starts)
-    rows = np.arange(n_boot)[:, None]
-    out: dict[str, Any] = {"seeds": n_seeds, "starts": n_starts}
-    for key in [k for k in point if k.startswith(("ratio_", "policy_", "best_rule_"))] + [
-        "cost",
-        "failure_rate",
-    ]:
-        with _quiet():
-            value = float(np.nanmedian(point[key][0]))
-            draws = np.nanmedian(boot[key][rows, seeds], axis=1)
-        draws = draws[np.isfinite(draws)]
-        low, high = np.percentile(draws, [2.5, 97.5]) if draws.size else (math.nan, math.nan)
-        out[key] = {"value": value, "low": float(low), "high": float(high)}
-    out["per_seed_ratio_median_error"] = [float(v) for v in point["ratio_median_error"][0]]
-    out["which"] = {
-        k[len("which_") :]: [names[int(i)] if i >= 0 else "-" for i in point[k][0]]
-        for k in point
-        if k.startswith("which_")
-    }
-    return out
-
-
-def meets_goal(s: dict[str, Any]) -> tuple[bool, list[str]]:
-    """Issue 11's goal, criterion by criterion: the misses."""
-    misses = []
-    for metric in METRICS:
-        for kind in ("median", "p90"):
-            r = s[f"ratio_{kind}_{metric}"]
-            if not (r["value"] >= 1.5):
-                misses.append(f"{kind} {metric} {r['value']:.2f}x < 1.5x")
-            if not (r["low"] > 1.0):
-                misses.append(
-                    f"{kind} {metric} interval [{r['low']:.2f}, {r['high']:.2f}] not above 1"
-                )
-    fail, rule_fail = s["failure_rate"]["value"], s["best_rule_failure_rate"]["value"]
-    if not (fail <= rule_fail + 1e-12):
-        misses.append(f"failures {fail:.0%} > best rule's {rule_fail:.0%}")
-    return not misses, misses
-
-
-def fmt(entry: dict[str, float], digits: str = ".2f") -> str:
-    return f"{entry['value']:{digits}} [{entry['low']:{digits}}, {entry['high']:{digits}}]"
-
-
-def markdown(results: dict[str, Any], commands: list[str], args: argparse.Namespace) -> str:
-    lines = [
-        "# Learned control against the best rule at matched cost (issue 11, item 4)",
-        "",
-        f"ThreeBody-v0, {args.integrator}, initial conditions `{args.ic_set}`; {args.seeds} "
-        f"training seeds per configuration, PPO {args.timesteps} steps each (8 envs, n_steps "
-        f"256, batch 512, log std init -1, final model); {args.n_episodes} held-out starts "
-        f"(test split, seeds {results['eval_seeds'][0]}..{results['eval_seeds'][-1]}, never "
-        f"seen in training). Rules: {', '.join(RULES)}, each at {args.rule_points} values "
-        f"log-spaced in [{args.rule_low:g}, {args.rule_high:g}] on the same starts. Ran in "
-        f"{results['seconds'] / 60:.0f} min on one core.",
-        "",
-        "Ratio = best rule's error / policy's error at the policy's median cost (> 1: the "
-        "policy is better), each metric against its own best rule (log-log interpolation "
-        "between the bracketing grid points); median over training seeds; [bootstrap 95% "
-        "interval resampling seeds and, paired, starts]. Errors over successful episodes; "
-        "energy = |dE/E0| at the end, phase = phase-space distance to an IAS15 (1e-12) "
-        "reference at the horizon.",
-        "",
-        "| configuration | median cost | energy median | energy p90 | phase median | "
-        "phase p90 | failures (policy / best rule) | goal |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, s in results["configs"].items():
-        ok, _ = meets_goal(s)
-        lines.append(
-            f"| {name} | {s['cost']['value']:.0f} | {fmt(s['ratio_median_error'])} | "
-            f"{fmt(s['ratio_p90_error'])} | {fmt(s['ratio_median_phase_error'])} | "
-            f"{fmt(s['ratio_p90_phase_error'])} | {s['failure_rate']['value']:.1%} / "
-            f"{s['best_rule_failure_rate']['value']:.1%} | {'met' if ok else 'not met'} |"
+            rows = evaluate_contender(ENV_ID, contender, domain, seeds)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(rows, default=str))
+            out[rule].append(rows)
+        print(
+            f"# rule {rule}: {len(values)} values x {len(seeds)} starts, "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
         )
-    lines += ["", "## Absolute errors (policy / best rule at matched cost)", ""]
-    lines += ["| configuration | energy median | energy p90 | phase median | phase p90 |"]
-    lines += ["|---|---|---|---|---|"]
-    for name, s in results["configs"].items():
-        cells = [
-            f"{s[f'policy_{k}']['value']:.2e} / {s[f'best_rule_{k}']['value']:.2e}"
-            for k in ("median_error", "p90_error", "median_phase_error", "p90_phase_error")
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## The goal, criterion by criterion", ""]
-    for name, s in results["configs"].items():
-        ok, misses = meets_goal(s)
-        lines.append(f"- {name}: " + ("all met" if ok else "; ".join(misses)))
-    lines += ["", "## Best rule per seed (median energy error)", ""]
-    for name, s in results["configs"].items():
-        lines.append(f"- {name}: {', '.join(s['which']['median_error'])}")
-    lines += ["", "## Commands", "", "```bash", *commands, "```", ""]
-    return "\n".join(lines)
+    return out
+
+
+def rule_range(args: argparse.Namespace) -> tuple[float, float]:
+    low, high = setup_of(args).rule_range
+    return (args.rule_low or low, args.rule_high or high)
+
+
+def fitted_slope(grid: dict[str, np.ndarray]) -> float:
+    """-d log10(median energy error) / d log10(median cost) over a rule's grid points."""
+    with np.errstate(all="ignore"):
+        cost = np.median(grid["cost"], axis=-1)
+        error = np.nanmedian(grid["error"], axis=-1)
+    ok = np.isfinite(error) & (error > 0) & (np.mean(grid["failed"], axis=-1) < 0.1)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(-np.polyfit(np.log10(cost[ok]), np.log10(error[ok]), 1)[0])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--configs", nargs="+", default=ROUND_2, choices=list(CONFIGS))
     p.add_argument("--integrator", default="leapfrog")
     p.add_argument("--ic-set", default="seed_paper")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--timesteps", type=int, default=50_000)
     p.add_argument("--n-episodes", type=int, default=100)
     p.add_argument("--rule-points", type=int, default=9)
-    p.add_argument("--rule-low", type=float, default=2e-4)
-    p.add_argument("--rule-high", type=float, default=5e-2)
+    p.add_argument("--rule-low", type=float, default=None, help="default: the setup's")
+    p.add_argument("--rule-high", type=float, default=None, help="default: the setup's")
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--num-cpus", type=int, default=1)
     p.add_argument("--sweeps-dir", type=Path, default=SWEEPS)
-    p.add_argument("--out", type=Path, default=RESULTS / "learned_control")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: results/learned_control_<integrator>_<ic_set>",
+    )
     p.add_argument(
         "--report-only",
         action="store_true",
         help="rewrite OUT.md from OUT.json (e.g. after editing OUT_notes.md); runs nothing",
     )
     args = p.parse_args()
+    args.out = args.out or RESULTS / f"learned_control_{args.integrator}_{args.ic_set}"
     if args.report_only:
         results = json.loads(Path(args.out).with_suffix(".json").read_text())
         write(results, results["commands"], argparse.Namespace(**results["args"]))
         return
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train every configuration, then score the rules on the same starts, then compare."""
     from stepgym.agents.domains import domain_for
     from stepgym.agents.evaluate import held_out_seeds
 
     start = time.perf_counter()
     seeds = held_out_seeds(domain_for(ENV_ID), 0, args.n_episodes)
-    commands = [
-        "python " + " ".join(["experiments/learned_control.py", *sys.argv[1:]]),
-    ]
-    results: dict[str, Any] = {"eval_seeds": seeds, "configs": {}, "args": vars(args)}
-    rule_grid = {}
-    for name, per_value in rule_episodes(args, seeds).items():
-        arrays = [to_arrays(rows, seeds) for rows in per_value]
-        rule_grid[name] = {k: np.stack([a[k] for a in arrays]) for k in arrays[0]}
+    commands = ["python " + " ".join(["experiments/learned_control.py", *sys.argv[1:]])]
+    policies, seconds = {}, {}
     for name in args.configs:
+        began = time.perf_counter()
         result = run_sweep(sweep_arguments(name, args), False, commands)
         assert result is not None
         episodes = [to_arrays(policy_episodes(r), seeds) for r in result.records]
-        policy = {k: np.stack([e[k] for e in episodes]) for k in episodes[0]}
+        policies[name] = {k: np.stack([e[k] for e in episodes]) for k in episodes[0]}
+        seconds[name] = time.perf_counter() - began
+    rules = registered_rules()
+    rule_grid = {}
+    for name, per_value in rule_episodes(args, seeds, rules).items():
+        arrays = [to_arrays(rows, seeds) for rows in per_value]
+        rule_grid[name] = {k: np.stack([a[k] for a in arrays]) for k in arrays[0]}
+    setup = setup_of(args)
+    slopes = {name: fitted_slope(grid) for name, grid in rule_grid.items()}
+    results: dict[str, Any] = {
+        "eval_seeds": seeds,
+        "rules": rules,
+        "rule_range": rule_range(args),
+        "setup": (
+            f" (env {json.dumps(setup.env) if setup.env else 'defaults'}; residual eta "
+            f"{setup.residual_value:g}; efficiency cost weight {setup.slope:g}, the timescale "
+            f"rule's slope on 40 starts; on the 100 held-out starts its grid fits "
+            f"{slopes.get('timescale', float('nan')):.2f})"
+        ),
+        "described": {name: describe(name, args) for name in args.configs},
+        "slopes": slopes,
+        "train_seconds": seconds,
+        "configs": {},
+        "args": vars(args),
+    }
+    for name, policy in policies.items():
         results["configs"][name] = summarise(policy, rule_grid, args.n_bootstrap, 0)
-        results["seconds"] = time.perf_counter() - start
-        write(results, commands, args)  # partial results land as each configuration finishes
-
-
-def write(results: dict[str, Any], commands: list[str], args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = markdown(results, commands, args).replace(f"{ROOT}/", "")
-    notes = out.with_name(out.name + "_notes.md")  # the reading, written by hand after a run
-    if notes.is_file():
-        text = text.replace("\n## Absolute errors", f"\n{notes.read_text()}\n## Absolute errors", 1)
-    out.with_suffix(".md").write_text(text)
-    results["commands"] = commands
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    print(text, flush=True)
+    results["seconds"] = time.perf_counter() - start
+    write(results, commands, args)
 
 
 if __name__ == "__main__":

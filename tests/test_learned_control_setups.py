@@ -1,0 +1,74 @@
+"""experiments/learned_control.py round 2: each (integrator, set) setup reaches the env it
+names (the residual action's eta, the efficiency reward's weight = the rule's slope, the set's
+horizon), and every configuration on every setup is a valid env and sweep."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shlex
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from stepgym.agents.config import SweepConfig
+from stepgym.cli import parse
+from stepgym.threebody.config import ThreeBodyConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def study() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "experiments"))
+    spec = importlib.util.spec_from_file_location(
+        "learned_control", ROOT / "experiments" / "learned_control.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def namespace(integrator: str, ic_set: str, tmp_path: Path) -> argparse.Namespace:
+    return argparse.Namespace(
+        integrator=integrator,
+        ic_set=ic_set,
+        seeds=5,
+        timesteps=1000,
+        n_episodes=10,
+        sweeps_dir=tmp_path,
+        num_cpus=1,
+    )
+
+
+def test_every_configuration_on_every_setup_is_a_valid_env(
+    study: ModuleType, tmp_path: Path
+) -> None:
+    for integrator, ic_set in study.SETUPS:
+        args = namespace(integrator, ic_set, tmp_path)
+        for name in study.CONFIGS:
+            ThreeBodyConfig(**study.config_env(name, args))  # raises on an invalid field
+            words = shlex.split(shlex.join(str(a) for a in study.sweep_arguments(name, args)))
+            assert isinstance(parse(words), SweepConfig)
+
+
+def test_the_setup_reaches_the_env(study: ModuleType, tmp_path: Path) -> None:
+    args = namespace("saba", "free_fall", tmp_path)
+    setup = study.SETUPS[("saba", "free_fall")]
+    env = study.config_env("rungs+anticipation+efficiency", args)
+    assert env["residual_value"] == setup.residual_value != 3e-3
+    assert env["cost_weight"] == setup.slope and env["reward"] == "efficiency"
+    assert env["horizon"] == setup.env["horizon"] and env["residual_rungs"] is True
+    # the linear_cost configuration keeps the base cost weight, and the plain one no residual
+    assert study.config_env("rungs+anticipation+linear_cost", args)["cost_weight"] == 1.0
+    assert "residual_value" not in study.config_env("plain", args)
+    with pytest.raises(SystemExit, match="no setup"):
+        study.config_env("plain", namespace("ias15", "free_fall", tmp_path))
+    assert set(study.ROUND_2) == {
+        "rungs+anticipation+efficiency",
+        "anticipation+efficiency",
+        "rungs+anticipation+linear_cost",
+    }
