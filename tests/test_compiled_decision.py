@@ -154,3 +154,25 @@ def test_rule_batch_frame_follows_scale_and_exact() -> None:
     assert frame[5] == 1234 and frame[11] == 1
     batch.set_exact(False)
     assert frame[11] == 0
+
+
+def test_one_function_log_features_match_their_formulas() -> None:
+    """The log features run as one function each: the same values as ``_log10(field)`` and
+    ``_log10(_ratio(last_step, t_dyn))`` (-12 before the first step), edge values included."""
+    from stepgym.threebody.features import THREE_BODY_FEATURES, _log10, _ratio
+    from stepgym.threebody.records import ThreeBodyState
+
+    edge = [0.0, -0.0, -1.0, 1e-320, 2.5e-3, 1.0, 7e300, np.inf, -np.inf, np.nan]
+    for a in edge:
+        for b in edge:
+            state = ThreeBodyState(t_dyn=a, min_separation=b, last_step=b, cost_weight=a)
+            expected = {
+                "log_timescale": _log10(a),
+                "log_min_separation": _log10(b),
+                "cost_weight": _log10(a),
+                "log_step_over_timescale": _log10(_ratio(b, a)) if b > 0.0 else -12.0,
+            }
+            for name, value in expected.items():
+                got = THREE_BODY_FEATURES.get(name).fn(state)
+                assert got == value or (np.isnan(got) and np.isnan(value)), (name, a, b)
+                assert type(got) is float

@@ -176,8 +176,7 @@ class CompiledDecision:
                 self._enter_step_mode(self._sim)
             request = self._request
             request[VALUE] = value
-            if request[FINE] == 0.0:
-                request[T_END] = t_end
+            request[T_END] = t_end  # (fine mode: the advance ignores it)
         self._call(self._frame)
         row: list[float] = self._row.tolist()
         return row

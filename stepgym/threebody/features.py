@@ -68,11 +68,32 @@ def _field(
     read = attrgetter(log_of or name)
     if log_of:
         _add(
-            Feature(name, lambda s: _log10(read(s)), low, high, doc=doc, nan_value=nan),
+            Feature(name, _log_of(read), low, high, doc=doc, nan_value=nan),
             lambda b: log10_each(read(b)),
         )
     else:
         _add(Feature(name, read, low, high, doc=doc, nan_value=nan), read)
+
+
+def _log_of(read: Callable[[ThreeBodyState], float]) -> Callable[[ThreeBodyState], float]:
+    """``_log10(read(state))`` as one function (features run once per decision)."""
+    log10 = math.log10
+
+    def feature(state: ThreeBodyState) -> float:
+        value = read(state)
+        return log10(value) if value > 0.0 else -math.inf
+
+    return feature
+
+
+def _log_step_over_timescale(s: ThreeBodyState) -> float:
+    """``_log10(_ratio(last_step, t_dyn))``, -12 before the first step, in one function."""
+    step = s.last_step
+    if not step > 0.0:
+        return -12.0
+    t_dyn = s.t_dyn
+    ratio = step / t_dyn if t_dyn > 0.0 else math.inf
+    return math.log10(ratio) if ratio > 0.0 else -math.inf
 
 
 _add(
@@ -129,7 +150,7 @@ _field(
 _add(
     Feature(
         "log_step_over_timescale",
-        lambda s: _log10(_ratio(s.last_step, s.t_dyn)) if s.last_step > 0.0 else -12.0,
+        _log_step_over_timescale,
         -12.0,
         4.0,
         doc="log10 (last integrator step / t_dyn); -12 before the first step",
