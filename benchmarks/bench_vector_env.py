@@ -25,6 +25,7 @@ less than the wall clock (preemption is not counted); ``--clock wall`` uses the 
 (a) also runs the copy-by-copy path (the batched step switched off) for comparison.
 
     python benchmarks/bench_vector_env.py [--repeats 7] [--steps 200] [--clock cpu|wall]
+        [--sections abcde]
 """
 
 from __future__ import annotations
@@ -347,14 +348,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=200, help="vector steps per measurement")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--sections", default="abcde", help="which of (a)-(e) to run")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
-    section_fine(args.steps, args.repeats, args.clock)
-    section_interfaces(args.steps, args.repeats)
-    section_cross_entropy(args.repeats)
-    section_rule_decisions(args.repeats)
-    section_inexact(args.repeats, args.clock)
+    sections = {
+        "a": lambda: section_fine(args.steps, args.repeats, args.clock),
+        "b": lambda: section_interfaces(args.steps, args.repeats),
+        "c": lambda: section_cross_entropy(args.repeats),
+        "d": lambda: section_rule_decisions(args.repeats),
+        "e": lambda: section_inexact(args.repeats, args.clock),
+    }
+    for name, section in sections.items():
+        if name in args.sections:
+            section()
 
 
 if __name__ == "__main__":

@@ -176,3 +176,65 @@ def test_one_function_log_features_match_their_formulas() -> None:
                 got = THREE_BODY_FEATURES.get(name).fn(state)
                 assert got == value or (np.isnan(got) and np.isnan(value)), (name, a, b)
                 assert type(got) is float
+
+
+@pytest.mark.parametrize("integrator", ["leapfrog", "ias15"])
+def test_feature_rows_of_the_c_loop_are_the_features_values(integrator: str) -> None:
+    """The log features the C loop writes (the vector env reads them as the features) equal
+    the scalar features on the record, as float64, bit for bit."""
+    from stepgym.integrators import batch
+    from stepgym.threebody.features import THREE_BODY_FEATURES
+
+    rows = {
+        "log_timescale": batch.LOG_T_DYN,
+        "log_min_separation": batch.LOG_MIN_SEP,
+        "log_step_over_timescale": batch.LOG_STEP,
+    }
+    env = gym.make("stepgym/ThreeBody-v0", integrator=integrator, step_mode="timescale")
+    inner = env.unwrapped
+    checked = 0
+    for seed in range(3):
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        for _ in range(4):
+            *_, terminated, truncated, _ = env.step(env.action_space.sample())
+            row = inner._compiled._row  # type: ignore[attr-defined]
+            for name, index in rows.items():
+                value = THREE_BODY_FEATURES.get(name).fn(inner._state_record)  # type: ignore[attr-defined]
+                assert row[index] == value, name
+                checked += 1
+            if terminated or truncated:
+                break
+    assert checked >= 30
+
+
+def _assert_same_batched(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert list(got) == list(expected)
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            _assert_same_batched(got[key], value)
+        else:
+            assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
+            np.testing.assert_array_equal(got[key], value)
+
+
+@pytest.mark.parametrize("integrator", ["leapfrog", "bs"])
+def test_vector_batched_info_is_batch_infos_of_the_copies_infos(integrator: str) -> None:
+    from stepgym.envs.vector import batch_infos
+
+    n = 4
+    step_mode = "raw" if integrator == "bs" else "timescale"
+    envs = gym.make_vec("stepgym/ThreeBody-v0", num_envs=n, integrator=integrator,
+                        step_mode=step_mode, exact_slice_end=False)  # fmt: skip
+    envs.reset(seed=2)
+    batch = envs._batch  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        *_, info = envs.step(rng.uniform(-1, 1, (n, 1)).astype(np.float32))
+        got = batch.batched_info()
+        assert got is not None
+        _assert_same_batched(got, batch_infos(batch.infos(list(range(n))), n))
+        _assert_same_batched(info, got)
+        got["_cost"][0] = False  # every mask is its own array
+        assert got["_t"].all() and got["_reward_terms"].all()
+    envs.close()

@@ -97,6 +97,12 @@ _RECORD_ROWS = {
     "total_evaluations": compiled.COST,
 }
 """ThreeBodyBatch fields that are rows of the batch's output (the C loop writes them)."""
+_FEATURE_ROWS = {
+    "log_timescale": compiled.LOG_T_DYN,
+    "log_min_separation": compiled.LOG_MIN_SEP,
+    "log_step_over_timescale": compiled.LOG_STEP,
+}
+"""Features the C loop computes itself (the BATCH_FEATURES twin's values), by output row."""
 _COUNTERS = ("cost", "steps", "wall_time", "instance")
 """Info entries kept as counters of :class:`ThreeBodyBatchStep` under the same name."""
 _RECORD_NAMES = {"dt": "last_step"}
@@ -155,11 +161,15 @@ class ThreeBodyBatchStep:
         out = self.batch.out  # the records live in its rows: the C loop writes them in place
         self.records = ThreeBodyBatch(n, {field: out[row] for field, row in _RECORD_ROWS.items()})
         self.columns = range(len(self.features.names))
-        self.batch_features = tuple(BATCH_FEATURES[name] for name in self.features.names)
+        self.batch_features = tuple(  # a feature the C loop computed: its output row
+            out[_FEATURE_ROWS[name]] if name in _FEATURE_ROWS else BATCH_FEATURES[name]
+            for name in self.features.names
+        )
         self.cost = out[compiled.COST]
         self.steps_total = out[compiled.STEPS_TOTAL]
         self.wall_time = out[compiled.WALL_TOTAL]
         self.instance: list[int | None] = [None] * n
+        self._integrators = np.array([cfg.integrator] * n, dtype=object)
         self.info_keys = info_keys(first)
         self.addresses = np.zeros(n, dtype=np.uint64)
         self.applied = np.full(n, math.nan)
@@ -285,7 +295,7 @@ class ThreeBodyBatchStep:
                 records.set_end(i, reason)
                 ended.append(i)
         for column, feature in zip(self.columns, self.batch_features, strict=True):
-            raw[sel, column] = feature(records)[sel]
+            raw[sel, column] = (feature if type(feature) is np.ndarray else feature(records))[sel]
         return ended
 
     def reward(self, rows: np.ndarray) -> np.ndarray:
@@ -360,23 +370,25 @@ class ThreeBodyBatchStep:
         entries or a non-integer instance (then build it from the per-copy dicts)."""
         if self.extras or None in self.instance:
             return None
-        n, records = self.n, self.records
-        columns = self._columns()
-        for key, dtype in (("integrator", object), ("instance", np.int64)):
-            if key in columns:  # lists: as batch_infos types them
-                columns[key] = np.array(columns[key], dtype=dtype)
-        reasons = np.empty(n, dtype=object)
-        reasons[:] = records.end_reason
-        columns["termination_reason"] = reasons
-        mask = np.ones(n, dtype=np.bool_)
+        # every mask is all True: rows of one block (each its own memory)
+        masks = iter(np.ones((len(self.info_keys) + 2 + len(self.parts), self.n), np.bool_))
         terms: dict[str, Any] = {}
         for name, value in self.parts.items():
-            terms[name], terms[f"_{name}"] = value.copy(), mask.copy()
+            terms[name], terms[f"_{name}"] = value.copy(), next(masks)
         out: dict[str, Any] = {}
-        for key, column in columns.items():
-            if key == "termination_reason":  # the env's order: ..., reward_terms, reason
-                out["reward_terms"], out["_reward_terms"] = terms, mask.copy()
-            out[key], out[f"_{key}"] = column.copy(), mask.copy()
+        for key in self.info_keys:  # the env's order: ..., reward_terms, termination_reason
+            if key == "integrator":  # as batch_infos types the lists
+                column: Any = self._integrators.copy()
+            elif key == "instance":
+                column = np.array(self.instance, dtype=np.int64)
+            elif key == "steps":
+                column = self.steps  # a new array already
+            else:
+                column = self._column(key).copy()
+            out[key], out[f"_{key}"] = column, next(masks)
+        out["reward_terms"], out["_reward_terms"] = terms, next(masks)
+        reasons = self.records.end_reason.copy()
+        out["termination_reason"], out["_termination_reason"] = reasons, next(masks)
         return out
 
 

@@ -44,6 +44,9 @@ enum {
     OUT_COST,        /* evaluations since reset */
     OUT_STEPS_TOTAL, /* steps since reset */
     OUT_WALL_TOTAL,  /* wall-clock seconds since reset */
+    OUT_LOG_T_DYN,   /* log10 t_dyn (-inf at or below 0), the log_timescale feature */
+    OUT_LOG_MIN_SEP, /* log10 of the smallest separation, the log_min_separation feature */
+    OUT_LOG_STEP,    /* log10 (last step / t_dyn), -12 before a step: log_step_over_timescale */
     OUT_SIZE
 };
 /* The parameters of one call (doubles), shared with batch.py. */
@@ -73,6 +76,16 @@ struct ask {
     double t_end;
     int slice; /* 1: an advance to t_end (a copy already past it advanced) */
 };
+
+/* The features' log10: x > 0 ? log10(x) : -inf, as threebody.features' _log10. */
+static inline double log_or_minus_inf(double x) { return x > 0.0 ? log10(x) : -INFINITY; }
+
+/* log10 (step / t_dyn), -12 before the first step (step not > 0), t_dyn <= 0 as an infinite
+ * ratio: threebody.features' _log_step_over_timescale, same operations. */
+static inline double log_step_over(double step, double t_dyn) {
+    if (!(step > 0.0)) return -12.0;
+    return log_or_minus_inf(t_dyn > 0.0 ? step / t_dyn : INFINITY);
+}
 
 /* Everything the environment records after copy i's advance (ThreeBodyEnv._advance's
  * arithmetic, the same operations in the same order), into the rows of `out`. */
@@ -116,6 +129,9 @@ static void finish(size_t n, size_t i, char* sim, int code, uint64_t steps0, dou
     O(OUT_STEPS_TOTAL) += O(OUT_STEPS);
     O(OUT_WALL) = start > 0.0 ? monotonic_now() - start : 0.0;
     O(OUT_WALL_TOTAL) += O(OUT_WALL);
+    O(OUT_LOG_T_DYN) = log_or_minus_inf(observed[0]);
+    O(OUT_LOG_MIN_SEP) = log_or_minus_inf(observed[1]);
+    O(OUT_LOG_STEP) = log_step_over(dt_last, observed[0]);
 #undef O
 }
 

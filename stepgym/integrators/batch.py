@@ -33,6 +33,9 @@ LAST_ACTION  the request's value as a unit action (``LogActionMap.to_unit``)
 PROGRESS     ``min(1, t / horizon)``
 COST, ...    evaluations, steps and wall seconds since reset (COST, STEPS_TOTAL,
              WALL_TOTAL: accumulated, set them at reset)
+LOG_T_DYN    the features ``log_timescale``, ``log_min_separation`` and
+LOG_MIN_SEP  ``log_step_over_timescale`` (:mod:`stepgym.threebody.features`), same
+LOG_STEP     operations
 ===========  =========================================================================
 
 The records are the single environment's arithmetic (``ThreeBodyEnv._advance``), the same
@@ -55,11 +58,11 @@ from stepgym.integrators.force_counter import COUNTER_FIELDS
 from stepgym.integrators.native import build_library, function_address
 from stepgym.integrators.step_rules import _RHO_T_HEADER, REQUEST_SIZE, _offsets
 
-OUT_SIZE = 22
+OUT_SIZE = 25
 """Rows of ``out`` (the table above)."""
 CODE, STEPS, EVALS, STOPPED, T, DT_LAST, ENERGY, T_DYN, MIN_SEP, MESSAGES, WALL = range(11)
 ERROR, LOG_ERROR, ADVANCED, UNUSUAL, LOG_BEFORE, DELTA, LAST_ACTION, PROGRESS = range(11, 19)
-COST, STEPS_TOTAL, WALL_TOTAL = range(19, OUT_SIZE)
+COST, STEPS_TOTAL, WALL_TOTAL, LOG_T_DYN, LOG_MIN_SEP, LOG_STEP = range(19, OUT_SIZE)
 
 _FRAME_FIELDS = (
     "n", "sims", "requests", "counters", "caps", "scale", "params", "energy0", "out",
@@ -229,7 +232,7 @@ class RuleBatch:
         """The C call behind :meth:`integrate` (argument: :attr:`frame_address`)."""
 
     def set_scale(self, scale_address: int) -> None:
-        """The rule of :attr:`advance_call`: a ``double rule(const char* sim)``."""
+        """The rule of :attr:`advance_call`: a ``double rule(const char* sim, double value)``."""
         self._frame[_SCALE] = scale_address
 
     def set_exact(self, exact: bool) -> None:

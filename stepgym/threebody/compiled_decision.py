@@ -46,7 +46,7 @@ ROW = (
     "code", "steps", "evaluations", "stopped", "t", "dt_last", "energy", "t_dyn",
     "min_separation", "messages", "wall_time", "energy_error", "log_energy_error", "advanced",
     "unusual", "log_before", "delta", "last_action", "progress", "cost", "steps_total",
-    "wall_total",
+    "wall_total", "log_timescale", "log_min_separation", "log_step_over_timescale",
 )  # fmt: skip
 """Names of a decision's row entries (batch.py's rows, in order)."""
 
