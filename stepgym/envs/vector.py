@@ -141,8 +141,8 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     @property
     def envs(self) -> list[StepSizeEnv[Any, Any]]:
         """The copies, each up to date (the batched path writes their records back first)."""
-        if self._stale.any() and self._batch is not None:
-            self._batch.detach(np.flatnonzero(self._stale).tolist())
+        if np.count_nonzero(self._stale) and self._batch is not None:
+            self._batch.detach(self._stale.nonzero()[0].tolist())
             self._stale[:] = False
         return self._copies
 
@@ -239,20 +239,20 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         or already batched when the batched path could build them at once."""
         rewards, terminated, truncated = self._rewards, self._terminated, self._truncated
         own_infos: dict[int, Any] = {}  # copies with an info dict of their own this step
-        resetting = self._needs_reset.any()
+        resetting = np.count_nonzero(self._needs_reset) > 0  # (.any() costs 4x as much)
         stepping = ~self._needs_reset
         if resetting:
-            for i in np.flatnonzero(self._needs_reset).tolist():  # NextStep autoreset
+            for i in self._needs_reset.nonzero()[0].tolist():  # NextStep autoreset
                 own_infos[i] = self._reset_one(i, None, None)
                 rewards[i], terminated[i], truncated[i] = 0.0, False, False
             self._needs_reset[:] = False
         decided = self._decode(actions, stepping)
         alone = stepping if decided is None else stepping & ~decided[0]
-        if alone.any():
-            for i in np.flatnonzero(alone).tolist():
+        if np.count_nonzero(alone):
+            for i in alone.nonzero()[0].tolist():
                 own_infos[i] = self._step_copy(i, actions[i])
-        if decided is not None and decided[0].any():
-            self._step_rows(np.flatnonzero(decided[0]), decided[1])
+        if decided is not None and np.count_nonzero(decided[0]):
+            self._step_rows(decided[0].nonzero()[0], decided[1])
         if resetting:
             self._elapsed[stepping] += 1
         else:
@@ -260,7 +260,7 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if self.max_episode_steps is not None:
             truncated |= stepping & (self._elapsed >= self.max_episode_steps)
         done = terminated | truncated  # only stepping copies can be done
-        ending = np.flatnonzero(done).tolist() if done.any() else []
+        ending = done.nonzero()[0].tolist() if np.count_nonzero(done) else []
         infos: InfoList | dict[str, Any] | None = None
         if not own_infos and not ending and self._batch is not None:
             infos = self._batch.batched_info()
@@ -269,7 +269,8 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         observations = self.observations()
         finals: dict[int, tuple[np.ndarray, Any]] = {}
         if self.mode is not AutoresetMode.SAME_STEP:
-            self._needs_reset[ending] = True
+            if ending:
+                self._needs_reset[ending] = True
         elif ending:
             assert isinstance(infos, list)  # built per copy on a step where copies end
             for i in ending:

@@ -267,7 +267,7 @@ class ThreeBodyBatchStep:
         # the records of rows are written in place by the C loop
         if self.raw:  # the scheme's own steps with its raw setting (IAS15, BS)
             # applied where it changed: re-applying an unchanged setting is a no-op in raw mode
-            changed = np.flatnonzero(settings[sel] != self.applied[sel])
+            changed = (settings[sel] != self.applied[sel]).nonzero()[0]
             for i in (rows[changed] if sel is rows else changed).tolist():
                 propagator = self.envs[i].propagator
                 propagator.scheme.apply_raw(propagator.sim, float(settings[i]))
@@ -284,28 +284,33 @@ class ThreeBodyBatchStep:
                     propagator = self.envs[i].propagator
                     propagator.scheme.enter_step_mode(propagator.sim)
             batch.run(self.scale)
-        if records.ended[sel].any():  # (a copy steps again only after its reset)
+        if np.count_nonzero(records.ended[sel]):  # (a copy steps again only after its reset)
             records.end_reason[sel], records.failed[sel], records.ended[sel] = None, False, False
         self.extras = {}
         ended = []
-        for k in np.flatnonzero(batch.out[compiled.UNUSUAL, sel]).tolist():
+        for k in batch.out[compiled.UNUSUAL, sel].nonzero()[0].tolist():
             i = int(rows[k])
             reason = self._end_reason(i, batch.out[:, i])
             if reason is not None:
                 records.set_end(i, reason)
                 ended.append(i)
+        columns = raw.T if sel is not rows else None  # every copy: write whole columns
         for column, feature in zip(self.columns, self.batch_features, strict=True):
-            raw[sel, column] = (feature if type(feature) is np.ndarray else feature(records))[sel]
+            values = feature if type(feature) is np.ndarray else feature(records)
+            if columns is not None:
+                columns[column] = values
+            else:
+                raw[rows, column] = values[rows]
         return ended
 
     def reward(self, rows: np.ndarray) -> np.ndarray:
         """The reward of copies ``rows`` after :meth:`advance` (all copies' array)."""
         assert self.terms is not None
         total, self.parts = batch_reward(self.terms, self.records)
-        bad = np.flatnonzero(~np.isfinite(total[rows]))
-        for k in bad.tolist():  # the scalar reward names the non-finite term and raises
-            i = int(rows[k])
-            self.envs[i].reward_fn(self.records.transition(i))
+        finite = np.isfinite(total)
+        if np.count_nonzero(finite) < self.n:  # (rare) copies not in rows may be stale
+            for i in rows[~finite[rows]].tolist():  # the scalar reward names the term, raises
+                self.envs[i].reward_fn(self.records.transition(i))
         return total
 
     def _end_reason(self, i: int, out: np.ndarray) -> str | None:
