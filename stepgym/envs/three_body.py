@@ -263,11 +263,6 @@ class ThreeBodyEnv(StepSizeEnv[ThreeBodyState, ThreeBodyTransition]):
         state.t, state.t_dyn, state.min_separation, state.last_step = self.propagator.observe()
         state.progress = min(1.0, state.t / self._horizon)
 
-    @property
-    def _energy0(self) -> float:
-        """The energy at reset (the propagator keeps it; read by the vector env)."""
-        return self.propagator.initial_energy
-
     def _advance(self, setting: float) -> Advance[ThreeBodyState, ThreeBodyTransition]:
         state = self._state_record
         self._decision = decision = self._decision + 1

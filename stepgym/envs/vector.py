@@ -268,9 +268,8 @@ class StepSizeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             infos = self._info_list(own_infos)
         observations = self.observations()
         finals: dict[int, tuple[np.ndarray, Any]] = {}
-        if self.mode is not AutoresetMode.SAME_STEP:
-            if ending:
-                self._needs_reset[ending] = True
+        if ending and self.mode is not AutoresetMode.SAME_STEP:
+            self._needs_reset[ending] = True
         elif ending:
             assert isinstance(infos, list)  # built per copy on a step where copies end
             for i in ending:

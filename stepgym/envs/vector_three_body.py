@@ -200,7 +200,7 @@ class ThreeBodyBatchStep:
         own)."""
         env = self.envs[i]
         records = self.records
-        self.batch.energy0[i] = env._energy0
+        self.batch.energy0[i] = env.propagator.initial_energy  # the energy at reset
         records.decision[i] = env._decision
         self.cost[i] = env._evaluations
         self.steps_total[i] = env._steps
