@@ -16,6 +16,10 @@ Repeats are interleaved (alternating order) and the ratio of medians is reported
 environment steps per second (``gymnasium.make("stepgym/CrossEntropy-v0")``, default
 validation cadence; ``benchmarks/bench_cross_entropy.py`` compares cadences).
 
+The issue-8 target, radius step <= 1.35x the plain step for the MLP at batch 64 and the CNN at
+full batch, is checked on the last lines (``--only`` picks configurations, e.g.
+``--only mlp:64 cnn:full``).
+
 Run: ``python benchmarks/bench_radius.py [--repeats 60] [--block 5] [--clock wall|cpu]``.
 Single torch thread. ``--clock cpu`` times with the thread's CPU clock, which a machine shared
 with other jobs perturbs far less than the wall clock (preemption is not counted).
@@ -97,6 +101,16 @@ def make_steps(model_name: str, batch: int | None) -> dict[str, Callable[[], Non
 
 
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
+CONFIGS: dict[str, tuple[str, int | None]] = {
+    "mlp:64": ("mlp", 64),
+    "mlp:full": ("mlp", None),
+    "cnn:64": ("cnn", 64),
+    "cnn:full": ("cnn", None),
+}
+"""Model and batch (None: the full training set) by name."""
+TARGET_CONFIGS = ("mlp:64", "cnn:full")
+TARGET_RATIO = 1.35
+"""Issue 8, item 5: the radius step costs at most this many plain steps on TARGET_CONFIGS."""
 
 
 def steady_heap() -> bool:
@@ -161,6 +175,9 @@ def main() -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--skip-env", action="store_true", help="skip the env steps/s part")
     parser.add_argument("--steady-heap", action="store_true", help="no malloc trim / mmap")
+    parser.add_argument(
+        "--only", nargs="+", default=list(CONFIGS), choices=list(CONFIGS), help="configurations"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     heap = "default malloc"
@@ -175,15 +192,24 @@ def main() -> None:
         f"{'model':<6} {'batch':>5} {'plain ms':>9} {'+jvp ms':>8} {'ratio':>6} "
         f"{'+fd ms':>7} {'ratio':>6}"
     )
-    for model in ("mlp", "cnn"):
-        for batch in (64, None):
-            res = overhead(model, batch, args.repeats, args.block, CLOCKS[args.clock])
-            label = "full" if batch is None else str(batch)
-            print(
-                f"{model:<6} {label:>5} {res['plain_ms']:9.3f} {res['jvp_ms']:8.3f} "
-                f"{res['jvp_ratio']:5.2f}x {res['fd_ms']:7.3f} {res['fd_ratio']:5.2f}x"
-            )
+    ratios: dict[str, float] = {}
+    for config in args.only:
+        model, batch = CONFIGS[config]
+        res = overhead(model, batch, args.repeats, args.block, CLOCKS[args.clock])
+        ratios[config] = res["jvp_ratio"]
+        label = "full" if batch is None else str(batch)
+        print(
+            f"{model:<6} {label:>5} {res['plain_ms']:9.3f} {res['jvp_ms']:8.3f} "
+            f"{res['jvp_ratio']:5.2f}x {res['fd_ms']:7.3f} {res['fd_ratio']:5.2f}x"
+        )
     print("paper (GPU, ResNet-18, batch 128): exact JVP 2.28x, finite differences 1.66x")
+    for config in TARGET_CONFIGS:
+        if config in ratios:
+            verdict = "met" if ratios[config] <= TARGET_RATIO else "MISSED"
+            print(
+                f"target {config}: exact-JVP radius step {ratios[config]:.3f}x the plain step "
+                f"(<= {TARGET_RATIO}x: {verdict})"
+            )
     if args.skip_env:
         return
     print("environment steps per second (batch 64, default validation cadence, wall clock):")

@@ -21,6 +21,7 @@ statistics and eval mode keeps using the stored ones).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -106,7 +107,7 @@ def max_logit_spread(
 ) -> float:
     """max_x Delta_a(x; direction) over ``inputs`` along the (unnormalised) ``direction``.
 
-    One JVP, reduced chunk by chunk with one ``aminmax`` each (no per-sample tensors kept);
+    One JVP, reduced chunk by chunk (no per-sample tensors kept; see :func:`_spread`);
     divide by ``||direction||`` for the unit direction's spread. The lean core of
     :func:`stepgym.radius.estimate_radius` for a training step.
     """
@@ -126,6 +127,10 @@ def _spread(slopes: torch.Tensor) -> torch.Tensor:
     """max_x (max_k a_k - min_k a_k) as a 0-d tensor (0 for an empty set)."""
     if not slopes.numel():
         return torch.zeros((), dtype=slopes.dtype)
+    if slopes.ndim == 2 and 2 <= slopes.shape[-1] <= 16:
+        # max over class pairs (k, l) and samples of |a_k - a_l|: the Chebyshev distances of
+        # the classes' slope rows, one kernel (rows are contiguous for a narrow head's buffer)
+        return torch.pdist(slopes.t(), p=math.inf).max()
     if slopes.shape[-1] <= 16:  # max over pairs (k, l) of a_k - a_l: two ops instead of three
         return (slopes.unsqueeze(-1) - slopes.unsqueeze(-2)).amax()
     low, high = torch.aminmax(slopes, dim=-1)

@@ -5,7 +5,8 @@ For an ``nn.Sequential`` of layers with a rule in :data:`stepgym.slopes.rules.LA
 layer by layer. A :class:`_Plan` of the model is built once and cached (checked on every use).
 With the ``activations`` of the training forward (:func:`forward_recording`, the loop
 ``nn.Sequential.forward`` runs) the primal pass is not repeated: the JVP costs the tangent ops
-alone. Two things keep those cheap on a CPU:
+alone, run by the plan's :class:`~stepgym.slopes.program.TangentProgram` (one resolved step
+per layer). Two things keep those cheap on a CPU:
 
 - chunks: when no layer couples the samples (a BatchNorm with batch statistics does) they go
   through in chunks of about :data:`CHUNK_BYTES` per activation, so every temporary is reused
@@ -22,16 +23,17 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
+from torch.nn.modules import module as _module
 
 from stepgym.errors import ConfigError
 from stepgym.slopes.params import Params, tensors_in_order
+from stepgym.slopes.program import Recording, TangentProgram, program_of
 from stepgym.slopes.rules import (
     LAYER_RULES,
     Rule,
@@ -82,6 +84,8 @@ class _Plan:
     keep: tuple[bool, ...]
     """Per activation (input of layer i; the last one the logits): whether the JVP reads its
     values; :func:`forward_recording` keeps only those (the rest become shape-only)."""
+    programs: dict[bool, TangentProgram] = field(default_factory=dict, compare=False)
+    """The JVP with known layer inputs, by ``fold`` (built on first use)."""
 
     def current(self, model: nn.Module) -> bool:
         """Same layers, same trainable parameters, still no hooks (checked on every use)."""
@@ -90,7 +94,7 @@ class _Plan:
             and all(p.requires_grad for p in self.params)
             and not any(_has_hooks(m) for m in self.children)
             and not _has_hooks(model)
-            and not (_global_forward_hooks or _global_forward_pre_hooks)
+            and not _global_hooks()
         )
 
     def couples_samples(self) -> bool:
@@ -104,7 +108,24 @@ dict keyed by id is faster than a ``WeakKeyDictionary`` on this per-step path)."
 
 
 def _has_hooks(module: nn.Module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks)
+    """Whether ``module(x)`` may do more than ``module.forward(x)`` (hooks, a compiled call)."""
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+        or getattr(module, "_compiled_call_impl", None) is not None
+    )
+
+
+def _global_hooks() -> bool:
+    """Whether a hook registered for every module is set."""
+    return bool(
+        _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    )
 
 
 def _folds(layers: list[_Layer]) -> list[_Layer]:
@@ -124,7 +145,7 @@ def _folds(layers: list[_Layer]) -> list[_Layer]:
 def _build_plan(model: nn.Module) -> _Plan | None:
     if type(model) is not nn.Sequential or _has_hooks(model):
         return None
-    if _global_forward_hooks or _global_forward_pre_hooks:
+    if _global_hooks():
         return None
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     index = {id(p): i for i, (_, p) in enumerate(named)}
@@ -193,11 +214,11 @@ def forward_recording(
     mode, they spare it its primal pass. Returns ``(model(inputs), None)`` for other models.
     """
     plan = plan_of(model)
-    if plan is None:
+    if plan is None or torch._C._get_tracing_state():
         return model(inputs), None
-    h, activations = inputs, [inputs]
+    h, activations = inputs, Recording(model, plan, inputs)
     for module, keep in zip(plan.children, plan.keep[1:], strict=True):
-        h = module(h)
+        h = module.forward(h)  # what module(h) calls: the plan admits no hooks
         # a large activation the JVP does not read is kept as a shape only, so that the step
         # holds no more memory than autograd does (an extra held activation can make the
         # backward allocate fresh pages: up to ~30% slower on the CNN at full batch)
@@ -279,6 +300,11 @@ class _Call:
         self, inputs: torch.Tensor, known: Sequence[torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, slopes) of one chunk; ``known`` are its layer inputs (None: computed)."""
+        if known is not None:  # the primal pass is known: run the resolved program
+            tangent = program_of(self.plan, inputs.shape[0] >= FOLD_MIN_ROWS).run(known, self)
+            logits = known[-1].detach()
+            return logits, (torch.zeros_like(logits) if tangent is None else tangent)
+        # the primal pass runs along: every rule computes its layer's output as well
         h: torch.Tensor = inputs
         t: Tangent = None
         layers, tangents, primals, i = self.plan.layers, self.tangents, self.primals, 0
@@ -286,28 +312,17 @@ class _Call:
         while i < len(layers):
             layer = layers[i]
             if fold and layer.fold_to is not None and t is not None:
-                end = layer.fold_to
-                if known is not None:
-                    folded = self.folded(i, known[end], t, known[end + 1])
-                else:
-                    h_end = h
-                    for k in range(i, end):
-                        h_end = layers[k].module(h_end)
-                    folded = self.folded(i, h_end, t, None)
+                end, h_end = layer.fold_to, h
+                for k in range(i, end):
+                    h_end = layers[k].module(h_end)
+                folded = self.folded(i, h_end, t, None)
                 if folded is not None:
                     (h, t), i = folded, end + 1
                     continue
-            m, rule, wi, bi = layer.module, layer.rule, layer.weight, layer.bias
-            if known is not None:
-                # the primal output is known: the rules read the weight only to carry an
-                # incoming tangent, the bias never
-                y: torch.Tensor | None = known[i + 1]
-                w = None if t is None else _weight(layer, "weight", primals)
-                b = None
-            else:
-                y, w, b = None, _weight(layer, "weight", primals), _weight(layer, "bias", primals)
-            wt = None if wi is None else tangents[wi]
-            h, t = rule(m, h, t, y, w, b, wt, None if bi is None else tangents[bi])
+            w, b = _weight(layer, "weight", primals), _weight(layer, "bias", primals)
+            wt = None if layer.weight is None else tangents[layer.weight]
+            bt = None if layer.bias is None else tangents[layer.bias]
+            h, t = layer.rule(layer.module, h, t, None, w, b, wt, bt)
             i += 1
         logits = h.detach()
         return logits, (torch.zeros_like(logits) if t is None else t)
@@ -346,7 +361,10 @@ def sequential_jvp(
     """The call and its chunks ``(inputs, layer inputs)`` for the layer rules, or None when
     they do not cover ``model``; ``call.push(*chunk)`` (under no_grad) gives a chunk's
     ``(logits, slopes)``. Arguments as for :func:`sequential_logit_derivatives`."""
-    plan = plan_of(model)
+    if isinstance(activations, Recording) and activations.model is model:
+        plan: _Plan | None = activations.plan
+    else:
+        plan = plan_of(model)
     if plan is None:
         return None
     tangents: Sequence[torch.Tensor]
