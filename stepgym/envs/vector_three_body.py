@@ -171,6 +171,8 @@ class ThreeBodyBatchStep:
         self.instance: list[int | None] = [None] * n
         self._integrators = np.array([cfg.integrator] * n, dtype=object)
         self.info_keys = info_keys(first)
+        # (info key, what its batched column copies: records and counters change in place)
+        self._info_sources = tuple((key, self._column(key)) for key in self.info_keys)
         self.addresses = np.zeros(n, dtype=np.uint64)
         self.applied = np.full(n, math.nan)
         """The raw setting last applied to each copy's scheme (NaN: none since its reset)."""
@@ -307,8 +309,7 @@ class ThreeBodyBatchStep:
         """The reward of copies ``rows`` after :meth:`advance` (all copies' array)."""
         assert self.terms is not None
         total, self.parts = batch_reward(self.terms, self.records)
-        finite = np.isfinite(total)
-        if np.count_nonzero(finite) < self.n:  # (rare) copies not in rows may be stale
+        if np.count_nonzero(finite := np.isfinite(total)) < self.n:  # (rare; others: stale)
             for i in rows[~finite[rows]].tolist():  # the scalar reward names the term, raises
                 self.envs[i].reward_fn(self.records.transition(i))
         return total
@@ -374,22 +375,21 @@ class ThreeBodyBatchStep:
         ``batch_infos`` makes of :meth:`info` of every copy), or None when some copy has extra
         entries or a non-integer instance (then build it from the per-copy dicts)."""
         if self.extras or None in self.instance:
-            return None
-        # every mask is all True: rows of one block (each its own memory)
+            return None  # below: every mask is all True, each a row of one block
         masks = iter(np.ones((len(self.info_keys) + 2 + len(self.parts), self.n), np.bool_))
         terms: dict[str, Any] = {}
         for name, value in self.parts.items():
             terms[name], terms[f"_{name}"] = value.copy(), next(masks)
         out: dict[str, Any] = {}
-        for key in self.info_keys:  # the env's order: ..., reward_terms, termination_reason
-            if key == "integrator":  # as batch_infos types the lists
+        for key, source in self._info_sources:  # the env's order (reward_terms and the
+            if key == "integrator":  # reason follow); the lists as batch_infos types them
                 column: Any = self._integrators.copy()
             elif key == "instance":
                 column = np.array(self.instance, dtype=np.int64)
             elif key == "steps":
                 column = self.steps  # a new array already
             else:
-                column = self._column(key).copy()
+                column = source.copy()
             out[key], out[f"_{key}"] = column, next(masks)
         out["reward_terms"], out["_reward_terms"] = terms, next(masks)
         reasons = self.records.end_reason.copy()
