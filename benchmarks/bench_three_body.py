@@ -13,7 +13,8 @@
 (d) IAS15 and BS, raw slice mode with ``exact_slice_end=False``, seed-paper starts, against a
     bare loop of ``sim.integrate(t_k, exact_finish_time=0)`` over the same slices (target
     <= 1.3x); beside it the propagator's advances alone against the same loop, and the env's
-    own cost per decision (env minus propagator).
+    cost per decision beyond them (env minus the propagator's advances; the env itself makes
+    one compiled call per decision).
 
 Measurements alternate the compared runs and report the median of the repeats. Times are
 CPU time of this process (``time.process_time``), so that other processes sharing the
@@ -361,7 +362,7 @@ def main() -> None:
         print("(d) raw slice mode with exact_slice_end=False, seed-paper starts, vs a bare loop of")
         print("    sim.integrate(t_k, exact_finish_time=0) over the same slices, and one integrate")
         print("    (prop. ratio: the propagator's advances alone against the loop; env us/dec.:")
-        print("    the env's own cost per decision, env minus propagator)")
+        print("    env minus the propagator's advances, per decision)")
         print("| integ | setting | dec. | env st | bare st | env ms  | loop ms | ratio  "
               "| one ms  | ratio  | prop.  | env us/dec. |")  # fmt: skip
         print("|-------|---------|------|--------|---------|---------|---------|--------"

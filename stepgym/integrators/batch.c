@@ -87,7 +87,7 @@ static inline double log_step_over(double step, double t_dyn) {
     return log_or_minus_inf(t_dyn > 0.0 ? step / t_dyn : INFINITY);
 }
 
-/* Everything the environment records after copy i's advance (ThreeBodyEnv._advance's
+/* Everything the environment records after copy i's advance (ThreeBodyEnv._propagate's
  * arithmetic, the same operations in the same order), into the rows of `out`. */
 static void finish(size_t n, size_t i, char* sim, int code, uint64_t steps0, double t_before,
                    const double* counter, double per_step, struct ask ask, const double* params,

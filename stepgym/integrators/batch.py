@@ -38,7 +38,7 @@ LOG_MIN_SEP  ``log_step_over_timescale`` (:mod:`stepgym.threebody.features`), sa
 LOG_STEP     operations
 ===========  =========================================================================
 
-The records are the single environment's arithmetic (``ThreeBodyEnv._advance``), the same
+The records are the single environment's arithmetic (``ThreeBodyEnv._propagate``), the same
 operations in the same order, so they are its bits. :func:`log10_each` and :func:`pow_each`
 apply libm's ``log10`` and ``pow`` over arrays, the functions Python's ``math.log10`` and
 ``**`` call (NumPy's SIMD versions can differ in the last bit).
