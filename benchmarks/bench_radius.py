@@ -17,8 +17,9 @@ environment steps per second (``gymnasium.make("stepgym/CrossEntropy-v0")``, def
 validation cadence; ``benchmarks/bench_cross_entropy.py`` compares cadences).
 
 The issue-8 target, radius step <= 1.35x the plain step for the MLP at batch 64 and the CNN at
-full batch, is checked on the last lines (``--only`` picks configurations, e.g.
-``--only mlp:64 cnn:full``).
+full batch, is checked on the lines after the table (``--only`` picks configurations, e.g.
+``--only mlp:64 cnn:full``). On a machine shared with other jobs the full-batch CNN ratio moves
+by several hundredths from run to run: run it more than once.
 
 Run: ``python benchmarks/bench_radius.py [--repeats 60] [--block 5] [--clock wall|cpu]``.
 Single torch thread. ``--clock cpu`` times with the thread's CPU clock, which a machine shared
