@@ -77,7 +77,7 @@ SETUPS = {
     # SABA(10,6,4) sits at round-off (1e-10) below eta ~0.02; slope over eta 0.05..0.2
     ("saba", "seed_paper"): Setup({}, 0.1, 6.4, (1.5e-2, 0.6)),
     # free fall: at the default horizon (100 slices of 1.09) most starts escape or break up
-    # and the phase error is O(1) (chaos); 3 time units (~2 crossing times), 30 decisions
+    # and the phase error is O(1) (chaos); 3 time units (~3 crossing times), 30 decisions
     ("leapfrog", "free_fall"): Setup(
         {"horizon": 3.0, "slice_time": 0.1}, 2e-3, 2.7, (2.5e-4, 3.2e-2)
     ),
