@@ -183,11 +183,10 @@ def program_of(plan: _Plan, fold: bool) -> TangentProgram:
 
 class Recording(list[torch.Tensor]):
     """The layer inputs :func:`~stepgym.slopes.sequential.forward_recording` kept, with the
-    model and plan that made them: the JVP of the same step runs that plan without checking
-    the model again."""
+    ``model`` and ``plan`` that made them (set right after creation; no ``__init__``, which
+    would cost more than the check it spares): the JVP of the same step runs that plan
+    without checking the model again."""
 
     __slots__ = ("model", "plan")
-
-    def __init__(self, model: nn.Module, plan: _Plan, inputs: torch.Tensor) -> None:
-        super().__init__((inputs,))
-        self.model, self.plan = model, plan
+    model: nn.Module
+    plan: _Plan

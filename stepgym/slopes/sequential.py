@@ -89,13 +89,12 @@ class _Plan:
 
     def current(self, model: nn.Module) -> bool:
         """Same layers, same trainable parameters, still no hooks (checked on every use)."""
-        return (
-            tuple(model._modules.values()) == self.children
-            and all(p.requires_grad for p in self.params)
-            and not any(_has_hooks(m) for m in self.children)
-            and not _has_hooks(model)
-            and not _global_hooks()
-        )
+        if tuple(model._modules.values()) != self.children or _global_hooks():
+            return False
+        for p in self.params:  # (plain loops: this runs twice per training step)
+            if not p.requires_grad:
+                return False
+        return not any(map(_has_hooks, (model, *self.children)))
 
     def couples_samples(self) -> bool:
         """Whether some layer normalises with statistics of the sample set itself."""
@@ -216,7 +215,8 @@ def forward_recording(
     plan = plan_of(model)
     if plan is None or torch._C._get_tracing_state():
         return model(inputs), None
-    h, activations = inputs, Recording(model, plan, inputs)
+    h, activations = inputs, Recording((inputs,))
+    activations.model, activations.plan = model, plan
     for module, keep in zip(plan.children, plan.keep[1:], strict=True):
         h = module.forward(h)  # what module(h) calls: the plan admits no hooks
         # a large activation the JVP does not read is kept as a shape only, so that the step
