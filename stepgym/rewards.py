@@ -65,18 +65,26 @@ class WeightedReward(Generic[S]):
     def __call__(self, transition: S) -> tuple[float, dict[str, float]]:
         """(total reward, {term: weighted value}). Non-finite terms are a bug and raise."""
         parts: dict[str, float] = {}
+        # Summed left to right from 0.0, as Python 3.11's sum() adds floats (3.12's sum()
+        # compensates, and the batched twins in the vector env add left to right).
+        total = 0.0
         for name, fn, weight in self._scored:
             value = fn(transition)
-            parts[name] = weight * (value if value.__class__ is float else float(value))
-        total = float(sum(parts.values()))
-        if not math.isfinite(total):  # a non-finite term makes the total non-finite
-            for name, value in parts.items():
-                if not math.isfinite(value):
-                    raise RuntimeError(
-                        f"reward term {name!r} returned a non-finite value ({value}); "
-                        f"terms must stay finite even on failed steps."
-                    )
+            part = weight * (value if value.__class__ is float else float(value))
+            parts[name] = part
+            total += part
+        if total - total != 0.0:  # not finite (inf - inf and NaN - NaN are NaN): a bad term
+            self._raise_non_finite(parts)
         return total, parts
+
+    @staticmethod
+    def _raise_non_finite(parts: dict[str, float]) -> None:
+        for name, value in parts.items():
+            if not math.isfinite(value):
+                raise RuntimeError(
+                    f"reward term {name!r} returned a non-finite value ({value}); "
+                    f"terms must stay finite even on failed steps."
+                )
 
 
 def _finite_weight(name: str, weight: object) -> float:

@@ -57,7 +57,7 @@ from collections.abc import Callable, Mapping
 
 from stepgym.registry import Registry
 from stepgym.rewards import RewardTerm
-from stepgym.threebody.records import ERROR_FLOOR, ThreeBodyTransition
+from stepgym.threebody.records import ERROR_FLOOR, FAILURE_REASONS, ThreeBodyTransition
 
 REWARD_TERMS: Registry[RewardTerm[ThreeBodyTransition]] = Registry("three-body reward term")
 """Reward terms by name."""
@@ -90,20 +90,35 @@ def _charged_total(t: ThreeBodyTransition) -> float:
     return after
 
 
+# The terms below run once per decision. They read ``t.end_reason`` once and test it against
+# None first: ``t.failed`` (membership in FAILURE_REASONS, which holds no None) without the
+# property call on the common decision that goes on; and ``max(x, 1.0)`` is written
+# ``1.0 if x < 1.0 else x``, which is what max returns (the first unless the second is
+# greater, so NaN stays NaN).
+
+
 def _cost(t: ThreeBodyTransition) -> float:
-    before = max(t.total_evaluations - t.evaluations, 1.0)
-    return -t.cost_weight * math.log10(_charged_total(t) / before)
+    total = t.total_evaluations
+    before = total - t.evaluations
+    if before < 1.0:
+        before = 1.0
+    reason = t.end_reason
+    if reason is not None and reason in FAILURE_REASONS:
+        return -t.cost_weight * math.log10(_charged_total(t) / before)
+    return -t.cost_weight * math.log10((1.0 if total < 1.0 else total) / before)
 
 
 def _cost_linear(t: ThreeBodyTransition) -> float:
     charged = t.evaluations
-    if t.failed:
+    reason = t.end_reason
+    if reason is not None and reason in FAILURE_REASONS:
         charged += _charged_total(t) - max(t.total_evaluations, 1.0)
     return -t.cost_weight * charged / LINEAR_COST_SCALE
 
 
 def _failure(t: ThreeBodyTransition) -> float:
-    return -1.0 if t.failed else 0.0
+    reason = t.end_reason
+    return -1.0 if reason is not None and reason in FAILURE_REASONS else 0.0
 
 
 def _seed_paper_accuracy(t: ThreeBodyTransition) -> float:
