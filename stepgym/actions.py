@@ -46,6 +46,7 @@ class LogActionMap:
     _log_low: float = field(init=False, repr=False, compare=False)
     _log_span: float = field(init=False, repr=False, compare=False)
     _grid: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _fast_dtypes: frozenset[np.dtype[Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:
@@ -71,6 +72,10 @@ class LogActionMap:
         object.__setattr__(self, "_log_low", log_low)
         object.__setattr__(self, "_log_span", log_high - log_low)
         object.__setattr__(self, "_grid", tuple(self.values.tolist()))
+        # Arrays of these dtypes and shape (1,) take decode's fast path: native float16/32/64
+        # (item() gives a Python float), in continuous mode only.
+        fast = (np.float16, np.float32, np.float64) if self.kind == "continuous" else ()
+        object.__setattr__(self, "_fast_dtypes", frozenset(np.dtype(t) for t in fast))
 
     @property
     def values(self) -> np.ndarray:
@@ -85,9 +90,8 @@ class LogActionMap:
         """
         if (
             type(action) is np.ndarray
+            and action.dtype in self._fast_dtypes
             and action.shape == (1,)
-            and action.dtype.char in "efd"  # float16/32/64: item() gives a Python float
-            and self.kind == "continuous"
         ):  # what agents pass, once per decision: the checks below, in fewer steps
             value = action.item()  # the float float(action[0]) gives
             if not math.isfinite(value):
