@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from stepgym.errors import ConfigError
 from stepgym.registry import Registry
@@ -59,23 +59,15 @@ class WeightedReward(Generic[S]):
         self.terms: tuple[tuple[RewardTerm[S], float], ...] = tuple(
             (registry.get(name), _finite_weight(name, w)) for name, w in weights.items()
         )
-        # (name, function, weight) unpacked once: the sum runs once per decision
-        self._scored = tuple((term.name, term.fn, weight) for term, weight in self.terms)
+        # The sum runs once per decision: written out for these terms (see _weighted_sum).
+        self._sum = _weighted_sum(
+            tuple((term.name, term.fn, weight) for term, weight in self.terms),
+            self._raise_non_finite,
+        )
 
     def __call__(self, transition: S) -> tuple[float, dict[str, float]]:
         """(total reward, {term: weighted value}). Non-finite terms are a bug and raise."""
-        parts: dict[str, float] = {}
-        # Summed left to right from 0.0, as Python 3.11's sum() adds floats (3.12's sum()
-        # compensates, and the batched twins in the vector env add left to right).
-        total = 0.0
-        for name, fn, weight in self._scored:
-            value = fn(transition)
-            part = weight * (value if value.__class__ is float else float(value))
-            parts[name] = part
-            total += part
-        if total - total != 0.0:  # not finite (inf - inf and NaN - NaN are NaN): a bad term
-            self._raise_non_finite(parts)
-        return total, parts
+        return self._sum(transition)
 
     @staticmethod
     def _raise_non_finite(parts: dict[str, float]) -> None:
@@ -85,6 +77,45 @@ class WeightedReward(Generic[S]):
                     f"reward term {name!r} returned a non-finite value ({value}); "
                     f"terms must stay finite even on failed steps."
                 )
+
+
+_TERM = """\
+        v{i} = fn{i}(transition)
+        p{i} = weight{i} * (v{i} if v{i}.__class__ is float else float(v{i}))
+"""
+
+
+def _weighted_sum(
+    scored: tuple[tuple[str, Callable[[S], float], float], ...],
+    raise_non_finite: Callable[[dict[str, float]], None],
+) -> Callable[[S], tuple[float, dict[str, float]]]:
+    """``WeightedReward.__call__`` for the terms ``scored`` ((name, function, weight) each),
+    written out as one function, as :mod:`dataclasses` writes ``__init__``: a loop over three
+    terms costs a third of their own work. Term ``i`` contributes ``weight_i * float(fn_i(t))``
+    under its name; the total adds them left to right from 0.0, as Python 3.11's ``sum()``
+    adds floats (3.12's compensates; the vector env's batched twins add left to right), and a
+    total that is not finite goes to ``raise_non_finite`` with the parts (``total - total``
+    is NaN exactly when ``total`` is inf or NaN). Only term indices enter the source; the
+    names, functions and weights are bound as closure variables."""
+    bound: dict[str, Any] = {"raise_non_finite": raise_non_finite}
+    for i, (name, fn, weight) in enumerate(scored):
+        bound[f"name{i}"], bound[f"fn{i}"], bound[f"weight{i}"] = name, fn, weight
+    indices = range(len(scored))
+    source = (
+        f"def make({', '.join(bound)}):\n"
+        "    def weighted_sum(transition):\n"
+        f"{''.join(_TERM.format(i=i) for i in indices)}"
+        f"        total = 0.0{''.join(f' + p{i}' for i in indices)}\n"
+        f"        parts = {{{', '.join(f'name{i}: p{i}' for i in indices)}}}\n"
+        "        if total - total != 0.0:\n"
+        "            raise_non_finite(parts)\n"
+        "        return total, parts\n"
+        "    return weighted_sum\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<WeightedReward of {len(scored)} terms>", "exec"), namespace)
+    weighted_sum: Callable[[S], tuple[float, dict[str, float]]] = namespace["make"](**bound)
+    return weighted_sum
 
 
 def _finite_weight(name: str, weight: object) -> float:
