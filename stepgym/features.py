@@ -115,9 +115,12 @@ class FeatureSet(Generic[S]):
         self._fns = tuple(f.fn for f in self.features)
         self._scalar_only = all(f.size == 1 for f in self.features)
         self._size = len(self._limits)
-        # One row per decision: when every feature has size 1, __call__ is a function written
-        # for this selection (no loop, no per-entry unpacking); None otherwise.
-        self._observe = _scalar_observer(self.features, self._limits) if self._scalar_only else None
+        # One row per decision: when every feature has size 1, a function written for this
+        # selection (no loop, no per-entry unpacking); else the general row.
+        self.observe: Callable[[S], np.ndarray] = (
+            _scalar_observer(self.features, self._limits) if self._scalar_only else self._row
+        )
+        """What ``__call__`` calls, without its dispatch (environments call it per decision)."""
 
     @property
     def names(self) -> list[str]:
@@ -125,10 +128,11 @@ class FeatureSet(Generic[S]):
 
     def __call__(self, state: S) -> np.ndarray:
         """The observation for ``state``: float32, finite, inside the declared bounds."""
+        return self.observe(state)
+
+    def _row(self, state: S) -> np.ndarray:
         # One row, once per decision: plain Python over a few floats costs less than the
         # five NumPy calls of sanitize(); the result is the same bit for bit (tested).
-        if self._observe is not None:
-            return self._observe(state)
         observation = [
             value if low < value < high else _outside(value, low, high, nan)
             # strict=False: both have one entry per observation entry by construction

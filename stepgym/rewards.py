@@ -60,14 +60,15 @@ class WeightedReward(Generic[S]):
             (registry.get(name), _finite_weight(name, w)) for name, w in weights.items()
         )
         # The sum runs once per decision: written out for these terms (see _weighted_sum).
-        self._sum = _weighted_sum(
+        self.score: Callable[[S], tuple[float, dict[str, float]]] = _weighted_sum(
             tuple((term.name, term.fn, weight) for term, weight in self.terms),
             self._raise_non_finite,
         )
+        """What ``__call__`` calls, without its dispatch (environments call it per decision)."""
 
     def __call__(self, transition: S) -> tuple[float, dict[str, float]]:
         """(total reward, {term: weighted value}). Non-finite terms are a bug and raise."""
-        return self._sum(transition)
+        return self.score(transition)
 
     @staticmethod
     def _raise_non_finite(parts: dict[str, float]) -> None:

@@ -194,7 +194,7 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
             return self._step_through_parts(action)
         state, transition, reason, extra = self._advance(setting)
         self._state = state
-        reward, terms = self.reward_fn(transition)
+        reward, terms = self.reward_fn.score(transition)  # (score: __call__ without its dispatch)
         info = self._info(state)
         if extra:
             info.update(extra)
@@ -204,11 +204,11 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         if self.render_mode is not None:
             self._record(state, info)
         if reason is None:  # _done and _end_reason stay False and None until the episode ends
-            return self.features(state), reward, False, False, info
+            return self.features.observe(state), reward, False, False, info
         self._done = True
         self._end_reason = reason
         truncated = reason in self.end_reasons.truncation
-        return self.features(state), reward, not truncated, truncated, info
+        return self.features.observe(state), reward, not truncated, truncated, info
 
     def _step_through_parts(
         self, action: Any
