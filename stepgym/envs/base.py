@@ -248,7 +248,7 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
             advance = self._advance(setting)
         state, transition, reason, _ = advance
         self._state = state
-        reward, terms = self.reward_fn(transition)
+        reward, terms = self.reward_fn.score(transition)
         self._done = reason is not None
         self._end_reason = reason
         return advance, reward, terms
