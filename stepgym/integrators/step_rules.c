@@ -276,6 +276,7 @@ double stepgym_rule_symmetric(const char* sim, double value) {
     }
     const double t2 = sg_free_fall2_and_accelerations(n, G, (const double(*)[3])x, m, acc);
     const double tau = sqrt(t2);
+    if (!(tau > 0.0)) return tau; /* a coincident pair (0) or a non-finite state: t_dyn's value */
     double scale = tau;
     for (int pass = 0; pass <= SG_SYMMETRIC_CORRECTIONS; pass++) {
         const double dt = value * scale;

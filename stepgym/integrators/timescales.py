@@ -62,6 +62,16 @@ from collections.abc import Sequence
 Vectors = Sequence[Sequence[float]]
 
 
+def _divide(a: float, b: float) -> float:
+    """a / b as C's IEEE division gives it (the C twins divide by r^2 and r^3 unguarded): a
+    coincident pair (b = +0) yields +-inf or NaN instead of ZeroDivisionError."""
+    if b != 0.0:
+        return a / b
+    if a != a or a == 0.0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 def _distance2(a: Sequence[float], b: Sequence[float]) -> float:
     """|a - b|^2, summed in x, y, z order as the C twins do."""
     dx = a[0] - b[0]
@@ -121,7 +131,7 @@ def _free_fall2_and_accelerations(
             r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
             r3 = r2 * math.sqrt(r2)
             t2_min = min(t2_min, r3 / (G * (m[i] + m[j])))
-            inv3 = 1.0 / r3
+            inv3 = _divide(1.0, r3)
             gi, gj = G * m[j], G * m[i]
             for k in range(3):
                 a_k = r[k] * inv3
@@ -143,6 +153,8 @@ def symmetric_timescale(
     the step is ``eta`` times it."""
     t2, acc = _free_fall2_and_accelerations(x, m, G)
     tau = math.sqrt(t2)
+    if not tau > 0.0:
+        return tau  # a coincident pair (0) or a non-finite state: t_dyn's value, as in C
     scale = tau
     for _ in range(corrections + 1):
         dt = eta * scale
@@ -161,8 +173,8 @@ def _pair(
     r = [x[j][k] - x[i][k] for k in range(3)]
     w = [v[j][k] - v[i][k] for k in range(3)]
     r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2]
-    inv3 = 1.0 / (r2 * math.sqrt(r2))
-    alpha = (r[0] * w[0] + r[1] * w[1] + r[2] * w[2]) / r2
+    inv3 = _divide(1.0, r2 * math.sqrt(r2))
+    alpha = _divide(r[0] * w[0] + r[1] * w[1] + r[2] * w[2], r2)
     return r, w, r2, inv3, alpha
 
 
@@ -190,9 +202,13 @@ def _derivatives(
             r, w, r2, inv3, alpha = _pair(x, v, i, j)
             da = [acc[j][k] - acc[i][k] for k in range(3)]
             beta = (
-                (w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
-                + (r[0] * da[0] + r[1] * da[1] + r[2] * da[2])
-            ) / r2 + alpha * alpha
+                _divide(
+                    (w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
+                    + (r[0] * da[0] + r[1] * da[1] + r[2] * da[2]),
+                    r2,
+                )
+                + alpha * alpha
+            )
             gi, gj = G * m[j], G * m[i]
             for k in range(3):
                 a_k = r[k] * inv3
