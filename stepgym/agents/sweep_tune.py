@@ -82,6 +82,17 @@ def fit(
         grid = tuner.fit()
     except KeyboardInterrupt:
         raise SweepInterrupted(_kept(trials, store, sweep_dir)) from None
+    errors, errored = _record_outcomes(grid, store, config.metric if scheduler else None)
+    if any(t.key not in store.load() and t.key not in errored for t in trials):
+        # Tune ended without running them (its own SIGINT handler, if re-enabled, or SIGUSR1)
+        raise SweepInterrupted(_kept(trials, store, sweep_dir))
+    logger.info("ran %d trials in %.0f s", len(trials), time.perf_counter() - start)
+    return errors
+
+
+def _record_outcomes(grid: Any, store: Any, metric: str | None) -> tuple[list[str], set[str]]:
+    """One line per trial that raised (and their keys); a 'stopped' record for each trial a
+    scheduler stopped (``metric``: the scheduler's metric, None without one) with a report."""
     finished = store.load()
     errors: list[str] = []
     errored: set[str] = set()
@@ -96,13 +107,9 @@ def fit(
             errored.add(spec.key)
             first = str(result.error).strip().splitlines()
             errors.append(f"trial {spec.key} ({spec.params}): {first[-1] if first else 'error'}")
-        elif scheduler is not None and result.metrics and config.metric in result.metrics:
+        elif metric is not None and result.metrics and metric in result.metrics:
             store.write(_stopped_record(spec, result.metrics))
-    if any(t.key not in store.load() and t.key not in errored for t in trials):
-        # Tune ended without running them (its own SIGINT handler, if re-enabled, or SIGUSR1)
-        raise SweepInterrupted(_kept(trials, store, sweep_dir))
-    logger.info("ran %d trials in %.0f s", len(trials), time.perf_counter() - start)
-    return errors
+    return errors, errored
 
 
 class SweepInterrupted(KeyboardInterrupt):
