@@ -124,11 +124,16 @@ ROUND_2 = [
     "rungs+anticipation+linear_cost",
 ]
 """The configurations of round 2 (the default); round 1's are in results/learned_control.md."""
-RESIDUAL_SLOPES = {("leapfrog", "seed_paper", "symmetric"): 2.0}
+RESIDUAL_SLOPES = {
+    ("leapfrog", "seed_paper", "symmetric"): 2.0,
+    ("leapfrog", "free_fall", "symmetric"): 0.91,
+}
 """The efficiency weight of a residual configuration on a rule other than the timescale one:
 that rule's own slope (leapfrog, seed_paper, symmetric: 1.97 over eta 5e-4..1.6e-2 and 2.00
 over 1.6e-3..1.3e-2 of its grid on the 100 held-out starts; the timescale rule's fits 2.45 and
-2.50 there). Absent: the setup's, the timescale rule's."""
+2.50 there; leapfrog, free_fall, symmetric: 0.91 over its grid on the 100 held-out starts,
+results/learned_control_leapfrog_free_fall_notes.md). Absent: the setup's, the timescale
+rule's."""
 
 
 def setup_of(args: argparse.Namespace) -> Setup:
