@@ -5,9 +5,7 @@ horizon), and every configuration on every setup is a valid env and sweep."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shlex
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,20 +14,6 @@ import pytest
 from stepgym.agents.config import SweepConfig
 from stepgym.cli import parse
 from stepgym.threebody.config import ThreeBodyConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def study() -> ModuleType:
-    sys.path.insert(0, str(ROOT / "experiments"))
-    spec = importlib.util.spec_from_file_location(
-        "learned_control", ROOT / "experiments" / "learned_control.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def namespace(integrator: str, ic_set: str, tmp_path: Path) -> argparse.Namespace:

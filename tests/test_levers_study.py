@@ -4,9 +4,7 @@ against the best rule gives the ratios it should on synthetic episodes."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shlex
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,20 +13,6 @@ import pytest
 
 from stepgym.agents.config import SweepConfig
 from stepgym.cli import parse
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def study() -> ModuleType:
-    sys.path.insert(0, str(ROOT / "experiments"))
-    spec = importlib.util.spec_from_file_location(
-        "learned_control", ROOT / "experiments" / "learned_control.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_configuration_is_a_valid_sweep(study: ModuleType, tmp_path: Path) -> None:
