@@ -83,7 +83,8 @@ def fit(
     except KeyboardInterrupt:
         raise SweepInterrupted(_kept(trials, store, sweep_dir)) from None
     errors, errored = _record_outcomes(grid, store, config.metric if scheduler else None)
-    if any(t.key not in store.load() and t.key not in errored for t in trials):
+    recorded = store.load()
+    if any(t.key not in recorded and t.key not in errored for t in trials):
         # Tune ended without running them (its own SIGINT handler, if re-enabled, or SIGUSR1)
         raise SweepInterrupted(_kept(trials, store, sweep_dir))
     logger.info("ran %d trials in %.0f s", len(trials), time.perf_counter() - start)
