@@ -56,3 +56,27 @@ def test_the_setup_reaches_the_env(study: ModuleType, tmp_path: Path) -> None:
         "anticipation+efficiency",
         "rungs+anticipation+linear_cost",
     }
+
+
+def test_a_residual_on_another_rule_acts_at_that_rules_eta_and_slope(
+    study: ModuleType, tmp_path: Path
+) -> None:
+    # the jerk rule costs 2.6x the timescale rule at one eta on SABA, free fall: its own eta
+    jerk = study.config_env(
+        "rungs+anticipation+efficiency on jerk", namespace("saba", "free_fall", tmp_path)
+    )
+    assert jerk["residual_rule"] == "jerk"
+    assert (jerk["residual_value"], jerk["cost_weight"]) == study.RESIDUAL_ON[
+        ("saba", "free_fall", "jerk")
+    ]
+    # the symmetric rule on SABA: the setup's eta times its charge (1 + 1/8), its own slope
+    args = namespace("saba", "seed_paper", tmp_path)
+    symmetric = study.config_env("rungs+anticipation+efficiency on symmetric", args)
+    assert symmetric["residual_value"] == pytest.approx(0.1 * 1.125)
+    assert symmetric["cost_weight"] == study.RESIDUAL_ON[("saba", "seed_paper", "symmetric")][1]
+    # a pair without an entry falls back to the setup's eta and the timescale rule's slope
+    free = study.config_env("rungs+anticipation+efficiency on jerk", args)
+    assert (free["residual_value"], free["cost_weight"]) == (
+        0.1,
+        study.SETUPS[("saba", "seed_paper")].slope,
+    )
