@@ -70,19 +70,26 @@ class Setup(NamedTuple):
     rule's own error/work line flat in the return."""
     rule_range: tuple[float, float] = (2e-4, 5e-2)
     """Range of every rule's grid (bracketing the policies' costs)."""
+    tail_decade: int = 4
+    """N of the ``tail_excess_1e-N`` term of the ``efficiency+tail`` reward: the decade nearest
+    the p90 of the timescale rule's final energy error at ``residual_value`` on the 100
+    held-out starts (leapfrog: 1.2e-4 seed-paper, 4.7e-4 free-fall; SABA: 8e-5 seed-paper,
+    2.8e-3 free-fall)."""
 
 
 SETUPS = {
     # leapfrog, seed_paper: slope over eta 5e-4..1.6e-2 (cost 39k..1.2k evaluations)
-    ("leapfrog", "seed_paper"): Setup({}, 3e-3, 2.4, (2e-4, 5e-2)),
+    ("leapfrog", "seed_paper"): Setup({}, 3e-3, 2.4, (2e-4, 5e-2), 4),
     # SABA(10,6,4) sits at round-off (1e-10) below eta ~0.02; slope over eta 0.05..0.2
-    ("saba", "seed_paper"): Setup({}, 0.1, 6.4, (1.5e-2, 0.6)),
+    ("saba", "seed_paper"): Setup({}, 0.1, 6.4, (1.5e-2, 0.6), 4),
     # free fall: at the default horizon (100 slices of 1.09) most starts escape or break up
     # and the phase error is O(1) (chaos); 3 time units (~3 crossing times), 30 decisions
     ("leapfrog", "free_fall"): Setup(
-        {"horizon": 3.0, "slice_time": 0.1}, 2e-3, 2.7, (2.5e-4, 3.2e-2)
+        {"horizon": 3.0, "slice_time": 0.1}, 2e-3, 2.7, (2.5e-4, 3.2e-2), 3
     ),
-    ("saba", "free_fall"): Setup({"horizon": 3.0, "slice_time": 0.1}, 1.6e-2, 1.4, (2e-3, 0.128)),
+    ("saba", "free_fall"): Setup(
+        {"horizon": 3.0, "slice_time": 0.1}, 1.6e-2, 1.4, (2e-3, 0.128), 3
+    ),
 }
 """Per (integrator, ic_set), measured with the timescale rule (results/learned_control_*_notes)."""
 
@@ -115,6 +122,15 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "rungs+anticipation+efficiency on symmetric": (
         {**RUNGS, "residual_rule": "symmetric", "reward": "efficiency"},
         {"gamma": 0.999, "log_std_init": -2.0},
+    ),
+    # round 3: the tail lever (a CVaR-style hinge on the final error) and stacked observations
+    "rungs+anticipation+efficiency+tail": (
+        {**RUNGS, "reward": "efficiency+tail"},
+        {"gamma": 0.999, "log_std_init": -2.0},
+    ),
+    "rungs+anticipation+efficiency+stack4": (
+        {**RUNGS, "reward": "efficiency"},
+        {"gamma": 0.999, "log_std_init": -2.0, "frame_stack": 4},
     ),
     # round 3: on the jerk rule (the best rule on SABA, free fall)
     "rungs+anticipation+efficiency on jerk": (
@@ -173,14 +189,28 @@ def config_env(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if env.get("step_mode") == "residual":
         # by default the timescale rule's cost as charged: the cost goes as 1/eta
         env["residual_value"] = value or setup.residual_value * rule_charge(rule, args.integrator)
-    if env.get("reward") == "efficiency":
+    if env.get("reward") in ("efficiency", "efficiency+tail"):
         env["cost_weight"] = slope
+    if env.get("reward") == "efficiency+tail":
+        # the efficiency preset's terms plus the hinge on the final error above the set's p90
+        env["reward"] = {
+            "terminal_error": 1.0,
+            "cost": 1.0,
+            "failure": 5.0,
+            f"tail_excess_1e-{setup.tail_decade}": 1.0,
+        }
     return {**base_env(args), **env}
 
 
 def sweep_arguments(name: str, args: argparse.Namespace) -> list[object]:
     """``stepgym sweep`` arguments of one configuration (its seeds are the trials)."""
-    train = {"algo": "ppo", "gamma": 0.995, "log_std_init": -1.0, **CONFIGS[name][1]}
+    train = {
+        "algo": "ppo",
+        "gamma": 0.995,
+        "log_std_init": -1.0,
+        "frame_stack": 1,
+        **CONFIGS[name][1],
+    }
     slug = name.replace("+", "_").replace(" ", "_")
     return [
         "sweep",
@@ -206,6 +236,7 @@ def sweep_arguments(name: str, args: argparse.Namespace) -> list[object]:
         train["log_std_init"],
         "--train.lstm-hidden-size",
         64,
+        *(["--train.frame-stack", train["frame_stack"]] if train["frame_stack"] != 1 else []),
         "--train.eval-freq",
         0,
         "--train.checkpoint-freq",

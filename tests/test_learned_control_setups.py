@@ -80,3 +80,25 @@ def test_a_residual_on_another_rule_acts_at_that_rules_eta_and_slope(
         0.1,
         study.SETUPS[("saba", "seed_paper")].slope,
     )
+
+
+def test_the_tail_and_stack_levers_reach_the_env_and_the_trainer(
+    study: ModuleType, tmp_path: Path
+) -> None:
+    args = namespace("leapfrog", "free_fall", tmp_path)
+    env = study.config_env("rungs+anticipation+efficiency+tail", args)
+    decade = study.SETUPS[("leapfrog", "free_fall")].tail_decade
+    assert env["reward"] == {
+        "terminal_error": 1.0,
+        "cost": 1.0,
+        "failure": 5.0,
+        f"tail_excess_1e-{decade}": 1.0,
+    }
+    assert env["cost_weight"] == study.SETUPS[("leapfrog", "free_fall")].slope
+    config = ThreeBodyConfig(**env)  # the hinge is a registered reward term
+    assert f"tail_excess_1e-{decade}" in dict(config.reward)
+    words = [str(a) for a in study.sweep_arguments("rungs+anticipation+efficiency+stack4", args)]
+    stacked = parse(shlex.split(shlex.join(words)))
+    assert isinstance(stacked, SweepConfig) and stacked.train.frame_stack == 4
+    plain = [str(a) for a in study.sweep_arguments("rungs+anticipation+efficiency", args)]
+    assert "--train.frame-stack" not in plain
