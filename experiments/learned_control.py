@@ -132,6 +132,12 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {**RUNGS, "reward": "efficiency"},
         {"gamma": 0.999, "log_std_init": -2.0, "frame_stack": 4},
     ),
+    # round 3: memory on the time-symmetric rule (memory was the lever that edged past the
+    # timescale rule on leapfrog, free fall)
+    "residual+anticipation+recurrent on symmetric": (
+        {**RESIDUAL, "residual_rule": "symmetric", "features": "anticipation"},
+        {"algo": "recurrent_ppo"},
+    ),
     # round 3: on the jerk rule (the best rule on SABA, free fall)
     "rungs+anticipation+efficiency on jerk": (
         {**RUNGS, "residual_rule": "jerk", "reward": "efficiency"},
