@@ -132,6 +132,16 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {**RUNGS, "reward": "efficiency"},
         {"gamma": 0.999, "log_std_init": -2.0, "frame_stack": 4},
     ),
+    # round 3: a continuous multiplier on the time-symmetric rule (rungs are coarse on SABA)
+    "anticipation+efficiency on symmetric": (
+        {
+            **RESIDUAL,
+            "residual_rule": "symmetric",
+            "features": "anticipation",
+            "reward": "efficiency",
+        },
+        {"gamma": 0.999, "log_std_init": -2.0},
+    ),
     # round 3: memory on the time-symmetric rule (memory was the lever that edged past the
     # timescale rule on leapfrog, free fall)
     "residual+anticipation+recurrent on symmetric": (
