@@ -148,6 +148,11 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {**RESIDUAL, "residual_rule": "symmetric", "features": "anticipation"},
         {"algo": "recurrent_ppo"},
     ),
+    # round 3: memory with the levers that held the rule (rungs, the efficiency reward)
+    "rungs+anticipation+efficiency+recurrent": (
+        {**RUNGS, "reward": "efficiency"},
+        {"algo": "recurrent_ppo", "gamma": 0.999, "log_std_init": -2.0},
+    ),
     # round 3: on the jerk rule (the best rule on SABA, free fall)
     "rungs+anticipation+efficiency on jerk": (
         {**RUNGS, "residual_rule": "jerk", "reward": "efficiency"},
