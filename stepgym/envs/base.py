@@ -182,27 +182,21 @@ class StepSizeEnv(gym.Env[np.ndarray, Any], Generic[S, T]):
         return self.features(self._state), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        # transition(), step_info() and the observation, written out in one body: it runs
-        # once per decision and the two calls and their tuples cost a third of what is
-        # left of it (the same values: tests/test_env_step_paths.py). An action that does
-        # not decode, or a step that must not happen, takes the two methods.
+        # transition() written out for a decodable action on a running episode (it runs once
+        # per decision; the same values: tests/test_env_step_paths.py); the info is
+        # step_info()'s. An action that does not decode, or a step that must not happen,
+        # takes transition() itself.
         if self._done or self._state is None:
             return self._step_through_parts(action)
         try:
             setting = self.action_map.decode(action)
         except InvalidActionError:
             return self._step_through_parts(action)
-        state, transition, reason, extra = self._advance(setting)
+        advance = self._advance(setting)
+        state, transition, reason, _ = advance
         self._state = state
         reward, terms = self.reward_fn.score(transition)  # (score: __call__ without its dispatch)
-        info = self._info(state)
-        if extra:
-            info.update(extra)
-        info["reward_terms"] = terms
-        info["termination_reason"] = reason
-        self.last_info = info
-        if self.render_mode is not None:
-            self._record(state, info)
+        info = self.step_info(advance, terms)
         if reason is None:  # _done and _end_reason stay False and None until the episode ends
             return self.features.observe(state), reward, False, False, info
         self._done = True
