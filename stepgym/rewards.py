@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from stepgym.codegen import closure
 from stepgym.errors import ConfigError
 from stepgym.registry import Registry
 
@@ -91,31 +92,27 @@ def _weighted_sum(
     raise_non_finite: Callable[[dict[str, float]], None],
 ) -> Callable[[S], tuple[float, dict[str, float]]]:
     """``WeightedReward.__call__`` for the terms ``scored`` ((name, function, weight) each),
-    written out as one function, as :mod:`dataclasses` writes ``__init__``: a loop over three
-    terms costs a third of their own work. Term ``i`` contributes ``weight_i * float(fn_i(t))``
+    written out as one function by :func:`stepgym.codegen.closure`: a loop over three terms
+    costs a third of their own work. Term ``i`` contributes ``weight_i * float(fn_i(t))``
     under its name; the total adds them left to right from 0.0, as Python 3.11's ``sum()``
     adds floats (3.12's compensates; the vector env's batched twins add left to right), and a
     total that is not finite goes to ``raise_non_finite`` with the parts (``total - total``
-    is NaN exactly when ``total`` is inf or NaN). Only term indices enter the source; the
-    names, functions and weights are bound as closure variables."""
+    is NaN exactly when ``total`` is inf or NaN)."""
     bound: dict[str, Any] = {"raise_non_finite": raise_non_finite}
     for i, (name, fn, weight) in enumerate(scored):
         bound[f"name{i}"], bound[f"fn{i}"], bound[f"weight{i}"] = name, fn, weight
     indices = range(len(scored))
-    source = (
-        f"def make({', '.join(bound)}):\n"
-        "    def weighted_sum(transition):\n"
+    body = (
         f"{''.join(_TERM.format(i=i) for i in indices)}"
         f"        total = 0.0{''.join(f' + p{i}' for i in indices)}\n"
         f"        parts = {{{', '.join(f'name{i}: p{i}' for i in indices)}}}\n"
         "        if total - total != 0.0:\n"
         "            raise_non_finite(parts)\n"
         "        return total, parts\n"
-        "    return weighted_sum\n"
     )
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<WeightedReward of {len(scored)} terms>", "exec"), namespace)
-    weighted_sum: Callable[[S], tuple[float, dict[str, float]]] = namespace["make"](**bound)
+    weighted_sum: Callable[[S], tuple[float, dict[str, float]]] = closure(
+        "weighted_sum", "transition", body, bound, f"WeightedReward of {len(scored)} terms"
+    )
     return weighted_sum
 
 
